@@ -1,0 +1,37 @@
+"""diff λ: a run's manifest arrived in S3; plan the run and queue its actions."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from coa_sync.adapters.queues import ActionQueue
+from coa_sync.adapters.snapshots import SnapshotStore
+from coa_sync.observability import logger, metrics, tracer
+from coa_sync.pipeline.diff import diff_run
+from coa_sync.settings import DiffSettings
+
+settings = DiffSettings()  # type: ignore[call-arg]  # read from the environment
+files = SnapshotStore(settings.snapshot_bucket)
+actions = ActionQueue(settings.actions_queue_url)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_source(data_class=S3Event)
+def handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
+    runs = []
+    for record in event.records:
+        manifest, plan = diff_run(unquote_plus(record.s3.get_object.key), files=files, actions=actions)
+        logger.set_correlation_id(manifest.run_id)
+        counts = plan.counts()
+        logger.info("plan made", extra={"tenant": manifest.tenant_id, "dryRun": manifest.dry_run,
+                                        "counts": counts.model_dump(), "errors": len(plan.errors)})
+        for kind, count in counts.model_dump().items():
+            metrics.add_metric(f"Planned{kind.capitalize()}", "Count", count)
+        metrics.add_metric("ItemErrors", "Count", len(plan.errors))
+        runs.append({"tenantId": manifest.tenant_id, "runId": manifest.run_id, "planned": counts.model_dump()})
+    return {"runs": runs}

@@ -1,0 +1,48 @@
+"""writer λ: apply queued actions to Pleo; creates in batches of up to 1000, PUT for the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from coa_sync import wiring
+from coa_sync.adapters.queues import DeadLetterQueue
+from coa_sync.adapters.tenants import TenantStore
+from coa_sync.batch import WholeBatchProcessor
+from coa_sync.observability import logger, metrics, tracer
+from coa_sync.pipeline.write import Outcome, Record, Writer
+from coa_sync.settings import WriterSettings
+
+settings = WriterSettings()  # type: ignore[call-arg]  # read from the environment
+tenants = TenantStore(settings.tenants_table)
+dead_letters = DeadLetterQueue(settings.dead_letter_queue_url)
+processor = WholeBatchProcessor()
+# Stop starting Pleo requests while one more (with its retries) could still overrun the timeout.
+SAFETY_MARGIN_SECONDS = settings.pleo_timeout_seconds + 5
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    writer = Writer(
+        tenant=tenants.get,
+        pleo_for=lambda tenant: wiring.pleo_client(settings, tenant),
+        dead_letters=dead_letters,
+        time_left=lambda: context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS,
+    )
+
+    def apply(records: Sequence[SQSRecord]) -> set[str]:
+        report = writer.apply([Record(record.message_id, record.body) for record in records])
+        for kind, count in report.applied.items():
+            metrics.add_metric(f"Applied{kind.capitalize()}", "Count", count)
+        metrics.add_metric("DeadLettered", "Count", len(report.dead))
+        for letter in report.dead:
+            external_id = letter.message.action.external_id if letter.message else None
+            logger.warning("sent to the DLQ", extra={"reasons": letter.reasons, "externalId": external_id})
+        return {message_id for message_id, outcome in report.outcomes.items() if outcome == Outcome.RETRY}
+
+    return process_partial_response(event=event, record_handler=apply, processor=processor, context=context)

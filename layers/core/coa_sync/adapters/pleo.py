@@ -1,0 +1,263 @@
+"""Pleo's Chart of Accounts API over httpx.
+
+Retries only what may succeed later (429, 5xx, timeouts, dropped connections), honouring
+Retry-After; every other error is permanent and raised at once. Credentials live in the
+httpx client only: they are never logged, and errors carry Pleo's message, not our request.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from pydantic import SecretStr, ValidationError
+
+from coa_sync.models import AccountFields, ItemError, Model, PleoAccount, TargetSnapshot
+from coa_sync.ratelimit import SlidingWindowLimiter
+
+MAX_BATCH = 1000  # Pleo's documented maximum items per batch create
+PAGE_SIZE = 1000  # asked for; Pleo caps it server-side and we follow the cursor either way
+
+# Requests sent per endpoint in this process (each retry counts: it spends rate budget).
+API_CALLS: Counter[str] = Counter()
+
+
+class PleoCredentials(Model):
+    """An API key (HTTP basic user, empty password) or an OAuth access token."""
+
+    api_key: SecretStr | None = None
+    access_token: SecretStr | None = None
+
+    def auth(self) -> httpx.Auth | None:
+        if self.api_key is not None:
+            return httpx.BasicAuth(self.api_key.get_secret_value(), "")
+        return None
+
+    def headers(self) -> dict[str, str]:
+        if self.access_token is not None:
+            return {"Authorization": f"Bearer {self.access_token.get_secret_value()}"}
+        return {}
+
+
+class PleoError(Exception):
+    """A Pleo request failed."""
+
+
+class PleoTransientError(PleoError):
+    """Still failing after every retry (429, 5xx, network); worth trying again later."""
+
+
+class PleoRequestError(PleoError):
+    """Pleo refused the request (4xx); sending it again will not help."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class PleoResponseError(PleoError):
+    """Pleo answered with something we cannot read; nothing from it is used."""
+
+
+@dataclass
+class BatchResult:
+    created: dict[str, PleoAccount] = field(default_factory=dict)
+    failed: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class NewAccount:
+    external_id: str
+    fields: AccountFields
+
+
+class PleoClient:
+    def __init__(
+        self,
+        base_url: str,
+        credentials: PleoCredentials,
+        *,
+        limiter: SlidingWindowLimiter,
+        timeout: float = 15.0,
+        max_attempts: int = 5,
+        max_wait: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if credentials.api_key is None and credentials.access_token is None:
+            raise ValueError("Pleo credentials need an apiKey or an accessToken")
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            auth=credentials.auth(),
+            headers={**credentials.headers(), "Accept": "application/json"},
+            timeout=timeout,
+            transport=transport,
+        )
+        self._limiter = limiter
+        self._max_attempts = max_attempts
+        self._max_wait = max_wait
+        self._sleep = sleep
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> PleoClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def snapshot(self, company_id: str, progress: Callable[[int], None] | None = None) -> TargetSnapshot:
+        """Every account of the company, active and archived, from every cursor page."""
+        accounts: list[PleoAccount] = []
+        errors: list[ItemError] = []
+        for number, page in enumerate(self._pages(company_id, {"includeArchived": True}), start=1):
+            for index, item in enumerate(page):
+                try:
+                    accounts.append(PleoAccount.model_validate(item))
+                except ValidationError as exc:
+                    external_id = item.get("externalId") if isinstance(item, dict) else None
+                    errors.append(ItemError(location=f"pleo page {number} item {index}",
+                                            external_id=external_id if isinstance(external_id, str) else None,
+                                            message=_first_error(exc)))
+            if progress:
+                progress(len(accounts))
+        return TargetSnapshot(accounts=accounts, errors=errors)
+
+    def find(self, company_id: str, external_id: str) -> PleoAccount | None:
+        for page in self._pages(company_id, {"includeArchived": True, "externalId": external_id}):
+            for item in page:
+                if isinstance(item, dict) and item.get("externalId") == external_id:
+                    return PleoAccount.model_validate(item)
+        return None
+
+    def _pages(self, company_id: str, filters: dict[str, Any]) -> Iterator[list[Any]]:
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        body = {"companyId": company_id, **filters}
+        number = 0
+        while True:
+            number += 1
+            document = self._request("search", "POST", "/v1/chart-of-accounts:search", params=params, json=body)
+            data, pagination = document.get("data"), document.get("pagination")
+            if not isinstance(data, list) or not isinstance(pagination, dict):
+                raise PleoResponseError(f"search page {number}: expected 'data' list and 'pagination' object")
+            yield data
+            if not pagination.get("hasNextPage"):
+                return
+            cursor = pagination.get("endCursor")
+            if not isinstance(cursor, str) or not cursor:
+                raise PleoResponseError(f"search page {number}: hasNextPage without an endCursor")
+            params = {"limit": PAGE_SIZE, "after": cursor}
+
+    # -- writes --------------------------------------------------------------------------
+
+    def batch_create(self, company_id: str, accounts: Sequence[NewAccount]) -> BatchResult:
+        if not 1 <= len(accounts) <= MAX_BATCH:
+            raise ValueError(f"a batch create takes 1..{MAX_BATCH} accounts, not {len(accounts)}")
+        items = [{"externalId": a.external_id, **a.fields.model_dump(), "archived": False} for a in accounts]
+        document = self._request("batch_create", "POST", "/v1/chart-of-accounts/batch",
+                                 json={"companyId": company_id, "items": items})
+        data = document.get("data")
+        if not isinstance(data, dict):
+            raise PleoResponseError("batch create: expected a 'data' object")
+        result = BatchResult()
+        try:
+            for item in data.get("created") or []:
+                account = PleoAccount.model_validate(item)
+                result.created[account.external_id] = account
+            for item in data.get("failed") or []:
+                reasons = [str(reason) for reason in item.get("reasons") or ["OTHER"]]
+                result.failed[str(item["request"]["externalId"])] = reasons
+        except (ValidationError, KeyError, TypeError, AttributeError) as exc:
+            raise PleoResponseError(f"batch create: unreadable created/failed item: {exc}") from None
+        return result
+
+    def put(self, account_id: str, fields: AccountFields, *, archived: bool) -> PleoAccount:
+        """Full update: serves update, unarchive and archive alike."""
+        document = self._request("put", "PUT", f"/v1/chart-of-accounts/{account_id}",
+                                 json={**fields.model_dump(), "archived": archived})
+        try:
+            return PleoAccount.model_validate(document.get("data"))
+        except ValidationError as exc:
+            raise PleoResponseError(f"update {account_id}: {_first_error(exc)}") from None
+
+    # -- transport -----------------------------------------------------------------------
+
+    def _request(self, kind: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        for attempt in range(1, self._max_attempts + 1):
+            self._limiter.acquire()
+            API_CALLS[kind] += 1
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:  # timeouts, refused and dropped connections
+                problem, wait = type(exc).__name__, _backoff(attempt)
+            else:
+                if response.status_code == 429 or response.status_code >= 500:
+                    problem = f"HTTP {response.status_code}"
+                    wait = _retry_after(response) or _backoff(attempt)
+                elif response.is_error:
+                    raise PleoRequestError(response.status_code, _message(response))
+                else:
+                    return _json(response, kind)
+            if attempt == self._max_attempts or wait > self._max_wait:
+                raise PleoTransientError(f"{kind}: {problem} after {attempt} attempt(s)")
+            self._sleep(wait)
+        raise AssertionError("unreachable")
+
+
+def _backoff(attempt: int) -> float:
+    # Exponential with full jitter, so many writers retrying at once do not move in step.
+    return random.uniform(0, min(30.0, 0.25 * 2**attempt))  # noqa: S311 - jitter, not security
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _json(response: httpx.Response, kind: str) -> dict[str, Any]:
+    if response.status_code == 204:
+        return {}
+    try:
+        document = response.json()
+    except ValueError:
+        raise PleoResponseError(f"{kind}: HTTP {response.status_code} with a body that is not JSON") from None
+    if not isinstance(document, dict):
+        raise PleoResponseError(f"{kind}: expected a JSON object")
+    return document
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        document = response.json()
+    except ValueError:
+        return response.reason_phrase or "error"
+    if isinstance(document, dict):
+        for key in ("message", "detail", "error", "title"):
+            if isinstance(document.get(key), str):
+                return document[key]
+    return response.reason_phrase or "error"
+
+
+def _first_error(exc: ValidationError) -> str:
+    problem = exc.errors()[0]
+    where = ".".join(str(part) for part in problem["loc"])
+    return f"{where}: {problem['msg']}" if where else str(problem["msg"])

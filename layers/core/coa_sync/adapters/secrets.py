@@ -1,0 +1,30 @@
+"""Pleo credentials from Secrets Manager, through Powertools' cached parameters utility."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.utilities import parameters
+from pydantic import ValidationError
+
+from coa_sync.adapters.pleo import PleoCredentials
+
+CACHE_SECONDS = 300
+
+
+class SecretError(ValueError):
+    """The secret is missing or does not hold Pleo credentials (its value is never shown)."""
+
+
+def pleo_credentials(secret_name: str) -> PleoCredentials:
+    try:
+        value = parameters.get_secret(secret_name, transform="json", max_age=CACHE_SECONDS)
+    except parameters.exceptions.GetParameterError as exc:
+        raise SecretError(f"secret {secret_name!r} could not be read: {type(exc.__cause__ or exc).__name__}") from None
+    except parameters.exceptions.TransformParameterError:
+        raise SecretError(f"secret {secret_name!r} is not JSON") from None
+    try:
+        credentials = PleoCredentials.model_validate(value)
+    except ValidationError:
+        raise SecretError(f"secret {secret_name!r} must be an object with apiKey or accessToken") from None
+    if credentials.api_key is None and credentials.access_token is None:
+        raise SecretError(f"secret {secret_name!r} must be an object with apiKey or accessToken")
+    return credentials

@@ -1,0 +1,54 @@
+"""The tenant registry in DynamoDB: one CONFIG item per tenant, keyed TENANT#<id>."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr, Key
+from pydantic import ValidationError
+
+from coa_sync.adapters.aws import resource
+from coa_sync.models import Tenant
+
+CONFIG_SK = "CONFIG"
+
+
+class TenantConfigError(ValueError):
+    """A tenant's stored configuration is invalid."""
+
+
+class TenantStore:
+    def __init__(self, table_name: str, dynamodb: Any | None = None) -> None:
+        self._table = (dynamodb or resource("dynamodb")).Table(table_name)
+
+    def get(self, tenant_id: str) -> Tenant | None:
+        item = self._table.get_item(Key={"pk": _pk(tenant_id), "sk": CONFIG_SK}, ConsistentRead=True).get("Item")
+        return _tenant(item) if item else None
+
+    def enabled(self) -> list[Tenant]:
+        """Every enabled tenant; a few hundred items, so a filtered scan is enough."""
+        tenants: list[Tenant] = []
+        kwargs: dict[str, Any] = {"FilterExpression": Attr("sk").eq(CONFIG_SK) & Attr("enabled").eq(True)}
+        while True:
+            page = self._table.scan(**kwargs)
+            tenants.extend(_tenant(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return sorted(tenants, key=lambda tenant: tenant.tenant_id)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def put(self, tenant: Tenant) -> None:
+        self._table.put_item(Item={"pk": _pk(tenant.tenant_id), "sk": CONFIG_SK, **tenant.model_dump()})
+
+    def items(self, tenant_id: str) -> list[dict[str, Any]]:
+        return self._table.query(KeyConditionExpression=Key("pk").eq(_pk(tenant_id)))["Items"]
+
+
+def _pk(tenant_id: str) -> str:
+    return f"TENANT#{tenant_id}"
+
+
+def _tenant(item: dict[str, Any]) -> Tenant:
+    try:
+        return Tenant.model_validate(item)
+    except ValidationError as exc:
+        raise TenantConfigError(f"tenant {item.get('pk')!r} has an invalid configuration: {exc}") from None

@@ -1,0 +1,217 @@
+"""The domain: accounts on both sides, snapshots, actions, plans and run summaries.
+
+Field names follow Pleo's camelCase on the wire and in every file we write; Python code
+uses snake_case attributes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+# Pleo's documented limits: externalId 1..255, name and code at most 255 characters.
+ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+Name = Annotated[str, StringConstraints(max_length=255)]
+
+
+def _empty_to_none(value: object) -> object:
+    # Both systems write "no code" as "" or null; treat them as one so a sync converges.
+    return None if value == "" else value
+
+
+Code = Annotated[str | None, StringConstraints(max_length=255), BeforeValidator(_empty_to_none)]
+TaxCode = Annotated[str | None, BeforeValidator(_empty_to_none)]
+# Pleo rejects blank names on create (NAME_EMPTY), so a blank name in the AS is bad input.
+SourceName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"\S")]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        frozen=True,
+        extra="ignore",
+    )
+
+
+class AccountFields(Model):
+    """What we keep in step between the two systems for one account."""
+
+    name: Name
+    code: Code = None
+    tax_code_external_id: TaxCode = None
+
+
+class SourceAccount(AccountFields):
+    """An account as the accounting system (AS) has it."""
+
+    name: SourceName
+    external_id: ExternalId
+    active: bool = True
+
+    def fields(self) -> AccountFields:
+        return AccountFields(name=self.name, code=self.code, tax_code_external_id=self.tax_code_external_id)
+
+
+class PleoAccount(AccountFields):
+    """An account as Pleo has it."""
+
+    id: str
+    external_id: str
+    archived: bool = False
+
+    def fields(self) -> AccountFields:
+        return AccountFields(name=self.name, code=self.code, tax_code_external_id=self.tax_code_external_id)
+
+
+class ItemError(Model):
+    """One bad item: what it was, where it came from, and why it was set aside."""
+
+    message: str
+    external_id: str | None = None
+    field: str | None = None
+    location: str | None = None  # "accounts.csv:12", "pleo page 3", ...
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        who = f"externalId {self.external_id!r}: " if self.external_id is not None else ""
+        what = f"{self.field}: " if self.field else ""
+        return f"{where}{who}{what}{self.message}"
+
+
+class SourceSnapshot(Model):
+    """The AS's active accounts, plus the items that could not be read.
+
+    Errors that name an externalId hold that account back from any action: a row we
+    could not read must never make its Pleo twin look orphaned and get archived.
+    """
+
+    accounts: list[SourceAccount]
+    errors: list[ItemError] = Field(default_factory=list)
+
+
+class TargetSnapshot(Model):
+    """Every Pleo account of the company, active and archived, and any it could not read."""
+
+    accounts: list[PleoAccount]
+    errors: list[ItemError] = Field(default_factory=list)
+
+
+class ActionKind(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    UNARCHIVE = "unarchive"
+    ARCHIVE = "archive"
+
+
+class Action(Model):
+    """One change to make in Pleo.
+
+    `desired` is the whole account as Pleo should have it afterwards (PUT is a full update);
+    `before` is what Pleo had, for updates, unarchives and archives.
+    """
+
+    kind: ActionKind
+    external_id: ExternalId
+    desired: AccountFields
+    account_id: str | None = None
+    before: AccountFields | None = None
+    changes: list[str] = Field(default_factory=list)
+
+
+class PlanCounts(Model):
+    create: int = 0
+    update: int = 0
+    unarchive: int = 0
+    archive: int = 0
+    noop: int = 0
+
+
+class Plan(Model):
+    actions: list[Action]
+    noop: int
+    errors: list[ItemError] = Field(default_factory=list)
+
+    def counts(self) -> PlanCounts:
+        tally = {kind.value: 0 for kind in ActionKind}
+        for action in self.actions:
+            tally[action.kind.value] += 1
+        return PlanCounts(**tally, noop=self.noop)
+
+
+TenantId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class SourceConfig(Model):
+    """Where a tenant's chart of accounts comes from."""
+
+    kind: Literal["file"] = "file"
+    uri: str = Field(min_length=1)  # s3://bucket/key, or a local path for the local runner
+
+
+class Tenant(Model):
+    """One customer: a Pleo company plus one AS connection."""
+
+    tenant_id: TenantId
+    company_id: str = Field(min_length=1)
+    # Secrets Manager name of {"apiKey": ...} or {"accessToken": ...}; the value is never stored here.
+    pleo_secret_name: str = Field(min_length=1)
+    source: SourceConfig
+    enabled: bool = True
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Time-ordered, unique, and safe in S3 keys and DynamoDB sort keys."""
+    moment = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"{moment}-{secrets.token_hex(4)}"
+
+
+Trigger = Literal["schedule", "webhook", "cli", "manual"]
+
+
+class RunRequest(Model):
+    """What starts one tenant's run (schedule fan-out, webhook, CLI)."""
+
+    tenant_id: TenantId
+    trigger: Trigger = "manual"
+    run_id: str | None = None
+    dry_run: bool = False
+
+
+class Manifest(Model):
+    """Written last by fetch: its arrival in S3 is what starts the diff."""
+
+    tenant_id: TenantId
+    run_id: str
+    company_id: str
+    trigger: Trigger
+    dry_run: bool
+    created_at: datetime
+    source_key: str
+    target_key: str
+    source_accounts: int
+    target_accounts: int
+
+
+class ActionMessage(Model):
+    """One SQS message: one action of one tenant's run."""
+
+    tenant_id: TenantId
+    run_id: str
+    action: Action
+
+
+class DeadLetter(Model):
+    """What the DLQ holds for an item that cannot be applied: the message and why."""
+
+    reasons: list[str]
+    message: ActionMessage | None = None
+    body: str | None = None  # the raw body, when it could not be read as a message
+    failed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

@@ -1,0 +1,35 @@
+"""diff: read a run's snapshots, plan, store the plan, queue one message per action."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from coa_sync import keys
+from coa_sync.diff import plan
+from coa_sync.models import ActionMessage, Manifest, Plan, SourceSnapshot, TargetSnapshot
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class RunFiles(Protocol):
+    def put(self, key: str, document: BaseModel) -> None: ...
+    def get(self, key: str, model: type[M]) -> M: ...
+
+
+class Actions(Protocol):
+    def send(self, messages: Iterable[ActionMessage]) -> int: ...
+
+
+def diff_run(manifest_key: str, *, files: RunFiles, actions: Actions) -> tuple[Manifest, Plan]:
+    manifest = files.get(manifest_key, Manifest)
+    result = plan(files.get(manifest.source_key, SourceSnapshot), files.get(manifest.target_key, TargetSnapshot))
+    files.put(keys.plan_key(manifest.tenant_id, manifest.run_id), result)
+    if not manifest.dry_run:
+        actions.send(
+            ActionMessage(tenant_id=manifest.tenant_id, run_id=manifest.run_id, action=action)
+            for action in result.actions
+        )
+    return manifest, result

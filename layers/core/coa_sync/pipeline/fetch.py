@@ -1,0 +1,69 @@
+"""fetch: snapshot one tenant's two charts of accounts, then write the manifest that starts the diff."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from coa_sync import keys
+from coa_sync.models import (
+    Manifest,
+    RunRequest,
+    SourceConfig,
+    SourceSnapshot,
+    TargetSnapshot,
+    Tenant,
+    new_run_id,
+)
+
+
+class TenantNotFoundError(LookupError):
+    """No enabled tenant by that id."""
+
+
+class RunFiles(Protocol):
+    def put(self, key: str, document: BaseModel) -> None: ...
+
+
+def fetch_run(
+    request: RunRequest,
+    tenant: Tenant | None,
+    *,
+    read_source: Callable[[SourceConfig], SourceSnapshot],
+    read_pleo: Callable[[Tenant], TargetSnapshot],
+    files: RunFiles,
+) -> Manifest:
+    if tenant is None or not tenant.enabled:
+        raise TenantNotFoundError(f"no enabled tenant {request.tenant_id!r}")
+    run_id = request.run_id or new_run_id()
+    # Read both sides before writing anything: a failed read leaves no half run behind.
+    source = read_source(tenant.source)
+    target = read_pleo(tenant)
+    manifest = Manifest(
+        tenant_id=tenant.tenant_id,
+        run_id=run_id,
+        company_id=tenant.company_id,
+        trigger=request.trigger,
+        dry_run=request.dry_run,
+        created_at=datetime.now(UTC),
+        source_key=keys.source_key(tenant.tenant_id, run_id),
+        target_key=keys.target_key(tenant.tenant_id, run_id),
+        source_accounts=len(source.accounts),
+        target_accounts=len(target.accounts),
+    )
+    files.put(manifest.source_key, source)
+    files.put(manifest.target_key, target)
+    files.put(keys.manifest_key(tenant.tenant_id, run_id), manifest)
+    return manifest
+
+
+def fan_out(tenants: Iterable[Tenant], start: Callable[[RunRequest], None], request: RunRequest) -> list[str]:
+    """Start one run per enabled tenant; each run then goes on by itself."""
+    started = []
+    for tenant in tenants:
+        start(RunRequest(tenant_id=tenant.tenant_id, trigger=request.trigger, dry_run=request.dry_run))
+        started.append(tenant.tenant_id)
+    return started

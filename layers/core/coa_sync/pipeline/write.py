@@ -1,0 +1,205 @@
+"""writer: apply a batch of action messages to Pleo.
+
+Creates of one tenant go out together in batch calls of up to 1000 items; updates,
+unarchives and archives are one PUT each. Every message ends in one of three outcomes:
+
+- APPLIED: Pleo has what the action asked for;
+- DEAD: it can never succeed as it is; it went to the DLQ with its reasons;
+- RETRY: it may succeed later (429, 5xx, network, time running out); SQS delivers it again.
+
+Every message is safe to deliver twice: a create that meets EXTERNAL_ID_ALREADY_EXISTS is
+reconciled with the account that exists (an earlier try got through), and PUT is a full update.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from coa_sync.adapters.pleo import (
+    MAX_BATCH,
+    BatchResult,
+    NewAccount,
+    PleoError,
+    PleoRequestError,
+)
+from coa_sync.batching import chunked
+from coa_sync.diff import changed_fields
+from coa_sync.models import AccountFields, ActionKind, ActionMessage, DeadLetter, PleoAccount, Tenant
+
+ALREADY_EXISTS = "EXTERNAL_ID_ALREADY_EXISTS"
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    DEAD = "dead"
+    RETRY = "retry"
+
+
+class Pleo(Protocol):
+    def batch_create(self, company_id: str, accounts: Sequence[NewAccount]) -> BatchResult: ...
+    def put(self, account_id: str, fields: AccountFields, *, archived: bool) -> PleoAccount: ...
+    def find(self, company_id: str, external_id: str) -> PleoAccount | None: ...
+    def close(self) -> None: ...
+
+
+class DeadLetters(Protocol):
+    def send(self, letter: DeadLetter) -> None: ...
+
+
+@dataclass(frozen=True)
+class Record:
+    message_id: str
+    body: str
+
+
+@dataclass
+class WriteReport:
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    applied: Counter[str] = field(default_factory=Counter)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+class _TenantUnavailable(Exception):
+    """Pleo is failing for this tenant right now: leave its other messages for a later delivery."""
+
+
+@dataclass
+class Writer:
+    tenant: Callable[[str], Tenant | None]
+    pleo_for: Callable[[Tenant], Pleo]
+    dead_letters: DeadLetters
+    # Seconds left before the caller must stop (Lambda's remaining time less a margin).
+    time_left: Callable[[], float] = lambda: float("inf")
+    report: WriteReport = field(default_factory=WriteReport)
+
+    def apply(self, records: Sequence[Record]) -> WriteReport:
+        self.report = WriteReport()
+        by_tenant: dict[str, list[tuple[Record, ActionMessage]]] = {}
+        for record in records:
+            try:
+                message = ActionMessage.model_validate_json(record.body)
+            except ValidationError as exc:
+                self._dead([record], DeadLetter(reasons=[f"unreadable action message: {exc.errors()[0]['msg']}"],
+                                                body=record.body))
+                continue
+            by_tenant.setdefault(message.tenant_id, []).append((record, message))
+        for tenant_id, items in by_tenant.items():
+            self._apply_tenant(tenant_id, items)
+        return self.report
+
+    def _apply_tenant(self, tenant_id: str, items: list[tuple[Record, ActionMessage]]) -> None:
+        try:
+            tenant = self.tenant(tenant_id)
+            if tenant is None:
+                raise LookupError(f"unknown tenant {tenant_id!r}")
+            pleo = self.pleo_for(tenant)
+        except (LookupError, ValueError) as exc:
+            for record, message in items:
+                self._dead([record], DeadLetter(reasons=[str(exc)], message=message))
+            return
+        # The same action delivered twice in one batch is applied once; all its copies share the outcome.
+        groups: dict[tuple[str, str], list[tuple[Record, ActionMessage]]] = {}
+        for record, message in items:
+            groups.setdefault((message.action.kind, message.action.external_id), []).append((record, message))
+        creates = [group for (kind, _), group in groups.items() if kind == ActionKind.CREATE]
+        puts = [group for (kind, _), group in groups.items() if kind != ActionKind.CREATE]
+        try:
+            for chunk in chunked(creates, MAX_BATCH):
+                self._create(pleo, tenant.company_id, chunk)
+            for group in puts:
+                self._put(pleo, group)
+        except _TenantUnavailable:
+            for group in [*creates, *puts]:
+                self._retry_unsettled(group)
+        finally:
+            pleo.close()
+
+    def _create(self, pleo: Pleo, company_id: str, groups: list[list[tuple[Record, ActionMessage]]]) -> None:
+        self._check_time()
+        accounts = [NewAccount(group[0][1].action.external_id, group[0][1].action.desired) for group in groups]
+        try:
+            result = pleo.batch_create(company_id, accounts)
+        except PleoRequestError as exc:
+            for group in groups:
+                self._settle_dead(group, [exc.message])
+            return
+        except PleoError as exc:
+            raise _TenantUnavailable from exc
+        for group in groups:
+            action = group[0][1].action
+            if action.external_id in result.created:
+                self._settle(group, Outcome.APPLIED)
+                continue
+            reasons = result.failed.get(action.external_id)
+            if reasons is None:
+                self._settle(group, Outcome.RETRY)  # neither created nor failed: ask again later
+            elif reasons == [ALREADY_EXISTS]:
+                self._reconcile(pleo, company_id, group)
+            else:
+                self._settle_dead(group, reasons)
+
+    def _reconcile(self, pleo: Pleo, company_id: str, group: list[tuple[Record, ActionMessage]]) -> None:
+        """An account with this externalId exists: make it what the create asked for."""
+        action = group[0][1].action
+        self._check_time()
+        try:
+            existing = pleo.find(company_id, action.external_id)
+            if existing is None:
+                self._settle_dead(group, [ALREADY_EXISTS, "but no account with this externalId can be found"])
+                return
+            if existing.archived or changed_fields(existing.fields(), action.desired):
+                self._check_time()
+                pleo.put(existing.id, action.desired, archived=False)
+        except PleoRequestError as exc:
+            self._settle_dead(group, [ALREADY_EXISTS, exc.message])
+            return
+        except PleoError as exc:
+            raise _TenantUnavailable from exc
+        self._settle(group, Outcome.APPLIED)
+
+    def _put(self, pleo: Pleo, group: list[tuple[Record, ActionMessage]]) -> None:
+        action = group[0][1].action
+        if action.account_id is None:
+            self._settle_dead(group, [f"{action.kind} without a Pleo account id"])
+            return
+        self._check_time()
+        try:
+            pleo.put(action.account_id, action.desired, archived=action.kind == ActionKind.ARCHIVE)
+        except PleoRequestError as exc:
+            if exc.status == 404 and action.kind == ActionKind.ARCHIVE:
+                self._settle(group, Outcome.APPLIED)  # gone from Pleo: nothing left to archive
+            else:
+                self._settle_dead(group, [exc.message])
+            return
+        except PleoError as exc:
+            raise _TenantUnavailable from exc
+        self._settle(group, Outcome.APPLIED)
+
+    def _check_time(self) -> None:
+        if self.time_left() <= 0:
+            raise _TenantUnavailable("out of time")
+
+    def _settle(self, group: list[tuple[Record, ActionMessage]], outcome: Outcome) -> None:
+        for record, _ in group:
+            self.report.outcomes[record.message_id] = outcome
+        if outcome == Outcome.APPLIED:
+            self.report.applied[group[0][1].action.kind] += 1
+
+    def _settle_dead(self, group: list[tuple[Record, ActionMessage]], reasons: list[str]) -> None:
+        self._dead([record for record, _ in group], DeadLetter(reasons=reasons, message=group[0][1]))
+
+    def _dead(self, records: list[Record], letter: DeadLetter) -> None:
+        self.dead_letters.send(letter)
+        self.report.dead.append(letter)
+        for record in records:
+            self.report.outcomes[record.message_id] = Outcome.DEAD
+
+    def _retry_unsettled(self, group: list[tuple[Record, ActionMessage]]) -> None:
+        for record, _ in group:
+            self.report.outcomes.setdefault(record.message_id, Outcome.RETRY)

@@ -1,0 +1,39 @@
+"""Each function's environment, validated once at cold start.
+
+A missing or malformed variable fails the cold start with pydantic's message naming it,
+instead of failing later in the middle of a run.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, HttpUrl
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    tenants_table: str = Field(min_length=1)
+
+
+class PleoSettings(CommonSettings):
+    pleo_base_url: HttpUrl
+    # Pleo allows 600 requests/min and asks integrations to stay at or under 500.
+    pleo_rate_limit_per_minute: int = Field(default=500, ge=1, le=600)
+    # Sixty seconds in production; tests and benchmarks shrink it to play a minute in a second.
+    pleo_rate_window_seconds: float = Field(default=60.0, gt=0)
+    pleo_timeout_seconds: float = Field(default=15.0, gt=0)
+    pleo_max_attempts: int = Field(default=5, ge=1, le=10)
+
+
+class FetchSettings(PleoSettings):
+    snapshot_bucket: str = Field(min_length=3)
+
+
+class DiffSettings(CommonSettings):
+    snapshot_bucket: str = Field(min_length=3)
+    actions_queue_url: str = Field(min_length=1)
+
+
+class WriterSettings(PleoSettings):
+    dead_letter_queue_url: str = Field(min_length=1)

@@ -1,0 +1,150 @@
+"""coa-sync: the command line.
+
+Exit codes (other tools script against them): 0 everything planned was applied;
+1 some items failed or were set aside (each is reported); 2 bad input or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from coa_sync.adapters.pleo import PleoError, PleoRequestError
+from coa_sync.models import SourceConfig, Tenant
+from coa_sync.sources import SourceFormatError, read_source
+
+from coa_sync_local.render import plan_table, result_text
+from coa_sync_local.runner import LocalRunner, RunnerOptions, RunResult
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+DEMO_COMPANY = "12abc3d4-e567-890e-1234-abc56e78fabc"
+
+
+class UsageError(Exception):
+    """Bad input or configuration: exit 2 with this message."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.command(args)
+    except UsageError as exc:
+        print(f"coa-sync: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("coa-sync: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coa-sync", description="Chart of Accounts sync into Pleo.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="run a full sync against a built-in Pleo emulator with sample data")
+    demo.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    demo.set_defaults(command=_demo)
+
+    sync = commands.add_parser("sync", help="sync a chart of accounts file into Pleo (or a Pleo emulator)")
+    sync.add_argument("--source", required=True, type=Path, metavar="FILE",
+                      help="CSV or JSON with externalId,code,name,active[,taxCodeExternalId]")
+    sync.add_argument("--pleo-url", required=True, metavar="URL", help="Pleo API base URL")
+    sync.add_argument("--company-id", required=True, metavar="ID", help="Pleo companyId")
+    auth = sync.add_mutually_exclusive_group(required=True)
+    auth.add_argument("--pleo-api-key", metavar="KEY", help="Pleo API key (HTTP basic user, empty password)")
+    auth.add_argument("--pleo-token", metavar="TOKEN", help="Pleo OAuth 2.0 access token")
+    sync.add_argument("--tenant", default="local", help="tenant id used for this run's files (default: local)")
+    sync.add_argument("--dry-run", action="store_true", help="write and print the plan; change nothing")
+    sync.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    sync.set_defaults(command=_sync)
+
+    emulator = commands.add_parser("emulator", help="serve the Pleo API emulator on 127.0.0.1")
+    emulator.add_argument("emulator_args", nargs=argparse.REMAINDER, help="see: coa-sync emulator --help")
+    emulator.set_defaults(command=_emulator)
+    return parser
+
+
+def _sync(args: argparse.Namespace) -> int:
+    credentials = {"apiKey": args.pleo_api_key} if args.pleo_api_key else {"accessToken": args.pleo_token}
+    _check_source(args.source)
+    return _run(args.source.resolve(), args.pleo_url, args.company_id, credentials, args.tenant,
+                dry_run=args.dry_run, as_json=args.json)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from coa_sync_local.emulators.pleo import PleoEmulator  # only the demo needs a server
+
+    samples = importlib.resources.files("coa_sync_local") / "samples"
+    api_key = f"demo-{uuid.uuid4().hex}"
+    started = time.monotonic()
+    with PleoEmulator() as pleo:
+        pleo.add_company(DEMO_COMPANY, api_keys=[api_key],
+                         accounts=json.loads((samples / "pleo-accounts.json").read_text()))
+        _progress(f"Pleo emulator serving at {pleo.url}")
+        source = Path(str(samples / "accounts.csv"))
+        code = _run(source, pleo.url, DEMO_COMPANY, {"apiKey": api_key}, "demo", dry_run=False, as_json=args.json)
+        if not args.json:
+            print("\nPleo now holds (active):")
+            for account in pleo.accounts(DEMO_COMPANY):
+                if not account["archived"]:
+                    print(f"  {account['code'] or '':>6}  {account['name']}  ({account['externalId']})")
+            print(f"\nDemo finished in {time.monotonic() - started:.1f}s.")
+    return code
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from coa_sync_local.emulators.pleo import main as emulator_main
+
+    return emulator_main(args.emulator_args)
+
+
+def _check_source(path: Path) -> None:
+    """Read the file once up front, so a file that cannot be read at all is a usage error."""
+    try:
+        read_source(path.read_bytes(), path.name)
+    except OSError as exc:
+        raise UsageError(f"cannot read source {path}: {exc.strerror}") from None
+    except SourceFormatError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _run(source: Path, pleo_url: str, company_id: str, credentials: dict[str, str], tenant_id: str,
+         *, dry_run: bool, as_json: bool) -> int:
+    if not pleo_url.startswith(("http://", "https://")):
+        raise UsageError(f"--pleo-url must be an http(s) URL, not {pleo_url!r}")
+    tenant = Tenant(tenant_id=tenant_id, company_id=company_id, pleo_secret_name=f"coa-sync/{tenant_id}/pleo",
+                    source=SourceConfig(uri=str(source)))
+    with LocalRunner(RunnerOptions(pleo_url=pleo_url), progress=_progress) as runner:
+        runner.add_tenant(tenant, credentials)
+        try:
+            result = runner.run(tenant_id, dry_run=dry_run)
+        except PleoRequestError as exc:
+            raise UsageError(f"Pleo refused the request ({exc}); check --pleo-url, --company-id and credentials") \
+                from None
+        except PleoError as exc:
+            raise UsageError(f"Pleo at {pleo_url} could not be read: {exc}") from None
+    _print(result, as_json)
+    return EXIT_FAILED if result.failed or result.plan.errors or result.pending else EXIT_OK
+
+
+def _print(result: RunResult, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result.to_json()))
+        return
+    print(plan_table(result.plan))
+    print()
+    print(result_text(result))
+
+
+def _progress(message: str) -> None:
+    print(f"[coa-sync] {message}", file=sys.stderr, flush=True)
+
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())

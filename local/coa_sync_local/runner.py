@@ -1,0 +1,395 @@
+"""The whole pipeline in one process, on moto, calling the very handlers Lambda runs.
+
+Each run is a cold start: the handler modules are loaded afresh from their folders with
+the run's environment. The event flow is AWS's own: fetch writes the manifest; S3 sends
+its object-created notification (here to a queue the runner polls, as Lambda's S3
+trigger would); the diff queues actions; the runner plays SQS's event source mapping
+for the writer: batches of up to `writer_batch_size`, partial batch responses, failed
+messages left to reappear after the visibility timeout, redrive to the DLQ after
+`max_receive_count` receives.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import importlib.util
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities import parameters
+from coa_sync.adapters import aws
+from coa_sync.adapters.pleo import API_CALLS
+from coa_sync.adapters.snapshots import SnapshotStore
+from coa_sync.adapters.tenants import TenantStore
+from coa_sync.keys import plan_key
+from coa_sync.models import (
+    ActionKind,
+    ActionMessage,
+    DeadLetter,
+    Manifest,
+    Plan,
+    PlanCounts,
+    RunRequest,
+    Tenant,
+)
+from moto import mock_aws
+
+REGION = "eu-west-1"
+BUCKET = "coa-sync-snapshots-local"
+TABLE = "coa-sync-tenants-local"
+ACTIONS_QUEUE = "coa-sync-actions"
+DEAD_LETTER_QUEUE = "coa-sync-actions-dlq"
+S3_EVENTS_QUEUE = "coa-sync-s3-events"
+SQS_RECEIVE_MAX = 10
+
+
+@dataclass
+class FailedItem:
+    external_id: str | None
+    action: str | None
+    reasons: list[str]
+
+
+@dataclass
+class RunResult:
+    manifest: Manifest
+    plan: Plan
+    applied: PlanCounts
+    failed: list[FailedItem]
+    pending: int
+    api_calls: dict[str, int]
+    seconds: float
+
+    @property
+    def run_id(self) -> str:
+        return self.manifest.run_id
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "tenant_id": self.manifest.tenant_id,
+            "dry_run": self.manifest.dry_run,
+            "planned": self.plan.counts().model_dump(),
+            "applied": self.applied.model_dump(),
+            "failed": [{"externalId": f.external_id, "action": f.action, "reasons": f.reasons} for f in self.failed],
+            "errors": [error.model_dump() for error in self.plan.errors],
+            "pending": self.pending,
+            "api_calls": {kind: self.api_calls.get(kind, 0) for kind in ("search", "batch_create", "put")},
+        }
+
+
+@dataclass
+class LambdaContext:
+    """What Powertools reads from Lambda's context object."""
+
+    function_name: str
+    timeout_seconds: float = 900.0
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    _deadline: float = field(default=0.0)
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_seconds
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:123456789012:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass
+class RunnerOptions:
+    pleo_url: str
+    writer_batch_size: int = 1000
+    visibility_timeout: int = 2
+    max_receive_count: int = 5
+    rate_limit_per_minute: int = 500
+    rate_window_seconds: float = 60.0
+    pleo_max_attempts: int = 5
+    writer_timeout_seconds: float = 900.0
+    drain_timeout_seconds: float = 600.0
+
+
+Progress = Callable[[str], None]
+
+
+class LocalRunner:
+    """Use as a context manager: it owns a moto world for its lifetime."""
+
+    def __init__(self, options: RunnerOptions, progress: Progress | None = None) -> None:
+        self.options = options
+        self.progress = progress or (lambda _message: None)
+        self._stack = ExitStack()
+
+    # -- the local AWS world ---------------------------------------------------------------
+
+    def __enter__(self) -> LocalRunner:
+        self._stack.enter_context(_environment(self._environment()))
+        self._stack.enter_context(mock_aws())
+        _forget_cached_clients()
+        self._stack.callback(_forget_cached_clients)
+        self.s3 = boto3.client("s3", region_name=REGION)
+        self.sqs = boto3.client("sqs", region_name=REGION)
+        self.s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        self.dlq_url = self.sqs.create_queue(QueueName=DEAD_LETTER_QUEUE)["QueueUrl"]
+        self.actions_url = self.sqs.create_queue(
+            QueueName=ACTIONS_QUEUE,
+            Attributes={
+                "VisibilityTimeout": str(self.options.visibility_timeout),
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": self._arn(self.dlq_url),
+                                             "maxReceiveCount": self.options.max_receive_count}),
+            },
+        )["QueueUrl"]
+        self.events_url = self.sqs.create_queue(QueueName=S3_EVENTS_QUEUE)["QueueUrl"]
+        self.s3.put_bucket_notification_configuration(
+            Bucket=BUCKET,
+            NotificationConfiguration={"QueueConfigurations": [{
+                "QueueArn": self._arn(self.events_url),
+                "Events": ["s3:ObjectCreated:*"],
+                "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "runs/"},
+                                                   {"Name": "suffix", "Value": "manifest.json"}]}},
+            }]},
+        )
+        boto3.client("dynamodb", region_name=REGION).create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        self._stack.enter_context(_environment({"ACTIONS_QUEUE_URL": self.actions_url,
+                                                 "DEAD_LETTER_QUEUE_URL": self.dlq_url}))
+        self._drain_events()  # S3 sends a test event when notifications are set up
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _environment(self) -> dict[str, str]:
+        return {
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "SNAPSHOT_BUCKET": BUCKET,
+            "TENANTS_TABLE": TABLE,
+            "PLEO_BASE_URL": self.options.pleo_url,
+            "PLEO_RATE_LIMIT_PER_MINUTE": str(self.options.rate_limit_per_minute),
+            "PLEO_RATE_WINDOW_SECONDS": str(self.options.rate_window_seconds),
+            "PLEO_MAX_ATTEMPTS": str(self.options.pleo_max_attempts),
+            "POWERTOOLS_SERVICE_NAME": "coa-sync",
+            "POWERTOOLS_METRICS_NAMESPACE": "CoaSync",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+            "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
+        }
+
+    def _arn(self, queue_url: str) -> str:
+        attributes = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+        return attributes["Attributes"]["QueueArn"]
+
+    def add_tenant(self, tenant: Tenant, credentials: dict[str, str]) -> None:
+        """Register a tenant and keep its Pleo credentials in (moto's) Secrets Manager."""
+        boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name=tenant.pleo_secret_name, SecretString=json.dumps(credentials))
+        TenantStore(TABLE).put(tenant)
+
+    # -- one run ---------------------------------------------------------------------------
+
+    def run(self, tenant_id: str, *, dry_run: bool = False, trigger: str = "cli") -> RunResult:
+        started = time.monotonic()
+        API_CALLS.clear()
+        handlers = {name: _load_handler(name) for name in ("fetch", "diff", "writer")}
+        self.progress(f"fetch: reading the source and Pleo for tenant {tenant_id}")
+        request = RunRequest(tenant_id=tenant_id, trigger=trigger, dry_run=dry_run)  # type: ignore[arg-type]
+        fetched = handlers["fetch"].handler(request.model_dump(), LambdaContext("coa-sync-fetch"))
+        for event in self._drain_events():
+            handlers["diff"].handler(event, LambdaContext("coa-sync-diff"))
+        files = SnapshotStore(BUCKET)
+        manifest_key = f"runs/{tenant_id}/{fetched['runId']}/manifest.json"
+        manifest = files.get(manifest_key, Manifest)
+        plan = files.get(plan_key(tenant_id, manifest.run_id), Plan)
+        self.progress(f"diff: {_describe(plan.counts())}")
+        pending = 0 if dry_run else self._drain_actions(handlers["writer"], len(plan.actions))
+        failed = self._failures(manifest.run_id)
+        return RunResult(
+            manifest=manifest,
+            plan=plan,
+            applied=_applied(plan, failed, pending),
+            failed=failed,
+            pending=pending,
+            api_calls=dict(API_CALLS),
+            seconds=time.monotonic() - started,
+        )
+
+    def _drain_events(self) -> Iterator[dict[str, Any]]:
+        events = []
+        while messages := self.sqs.receive_message(QueueUrl=self.events_url,
+                                                   MaxNumberOfMessages=SQS_RECEIVE_MAX).get("Messages"):
+            for message in messages:
+                body = json.loads(message["Body"])
+                if "Records" in body:
+                    events.append(body)
+                self.sqs.delete_message(QueueUrl=self.events_url, ReceiptHandle=message["ReceiptHandle"])
+        return iter(events)
+
+    def _drain_actions(self, writer: ModuleType, total: int) -> int:
+        """Play the SQS event source mapping until the queue is empty; returns messages left."""
+        deadline = time.monotonic() + self.options.drain_timeout_seconds
+        arn = self._arn(self.actions_url)
+        done = 0
+        while time.monotonic() < deadline:
+            batch = self._receive_batch()
+            if not batch:
+                if self._in_flight() == 0:
+                    return 0
+                time.sleep(0.2)  # failed messages reappear after the visibility timeout
+                continue
+            event = {"Records": [_sqs_record(message, arn) for message in batch]}
+            context = LambdaContext("coa-sync-writer", timeout_seconds=self.options.writer_timeout_seconds)
+            response = writer.handler(event, context)
+            retry = {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
+            settled = [m for m in batch if m["MessageId"] not in retry]
+            for start in range(0, len(settled), SQS_RECEIVE_MAX):
+                chunk = settled[start:start + SQS_RECEIVE_MAX]
+                self.sqs.delete_message_batch(QueueUrl=self.actions_url, Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)])
+            done += len(settled)
+            self.progress(f"writer: {done}/{total} actions settled" + (f", {len(retry)} to retry" if retry else ""))
+        return self._in_flight()
+
+    def _receive_batch(self) -> list[dict[str, Any]]:
+        batch: list[dict[str, Any]] = []
+        while len(batch) < self.options.writer_batch_size:
+            messages = self.sqs.receive_message(
+                QueueUrl=self.actions_url,
+                MaxNumberOfMessages=min(SQS_RECEIVE_MAX, self.options.writer_batch_size - len(batch)),
+                AttributeNames=["All"], MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not messages:
+                break
+            batch.extend(messages)
+        return batch
+
+    def _in_flight(self) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.actions_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """Everything in the DLQ, left there (read with a zero visibility timeout)."""
+        letters: list[DeadLetter] = []
+        seen: set[str] = set()
+        while True:
+            messages = self.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=SQS_RECEIVE_MAX,
+                                                VisibilityTimeout=0).get("Messages", [])
+            fresh = [m for m in messages if m["MessageId"] not in seen]
+            if not fresh:
+                return letters
+            for message in fresh:
+                seen.add(message["MessageId"])
+                letters.append(_dead_letter(message["Body"]))
+
+    def _failures(self, run_id: str) -> list[FailedItem]:
+        return [
+            FailedItem(
+                external_id=letter.message.action.external_id if letter.message else None,
+                action=str(letter.message.action.kind) if letter.message else None,
+                reasons=letter.reasons,
+            )
+            for letter in self.dead_letters()
+            if letter.message is None or letter.message.run_id == run_id
+        ]
+
+
+def _dead_letter(body: str) -> DeadLetter:
+    """The writer's own dead letters carry reasons; SQS's redrive moves the bare message."""
+    try:
+        return DeadLetter.model_validate_json(body)
+    except ValueError:
+        pass
+    try:
+        return DeadLetter(reasons=["still failing after every delivery (transient errors)"],
+                          message=ActionMessage.model_validate_json(body))
+    except ValueError:
+        return DeadLetter(reasons=["unreadable message"], body=body)
+
+
+def _applied(plan: Plan, failed: list[FailedItem], pending: int) -> PlanCounts:
+    if pending:
+        return PlanCounts()  # unknown while messages are still in flight
+    counts = plan.counts().model_dump()
+    for item in failed:
+        if item.action in counts:
+            counts[item.action] -= 1
+    counts["noop"] = plan.noop
+    return PlanCounts(**counts)
+
+
+def _describe(counts: PlanCounts) -> str:
+    return ", ".join(f"{value} {name}" for name, value in counts.model_dump().items())
+
+
+def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    """An SQS message as Lambda's event source mapping hands it to the function."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {
+            name: {"stringValue": value.get("StringValue"), "dataType": value["DataType"],
+                   "stringListValues": [], "binaryListValues": []}
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }
+
+
+def _load_handler(name: str) -> ModuleType:
+    """A cold start: the function's app.py loaded afresh, reading the current environment."""
+    path = importlib.resources.files("coa_sync_functions") / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"coa_sync_lambda_{name}_{uuid.uuid4().hex}", str(path))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _forget_cached_clients() -> None:
+    aws.reset()
+    parameters.clear_caches()
+    parameters.base.DEFAULT_PROVIDERS.clear()
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+__all__ = ["ActionKind", "FailedItem", "LambdaContext", "LocalRunner", "RunResult", "RunnerOptions"]
