@@ -30,6 +30,11 @@ class UsageError(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["emulator"]:  # its options are the emulator's own
+        from coa_sync_local.emulators.pleo import main as emulator_main
+
+        return emulator_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         return args.command(args)
@@ -62,9 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     sync.set_defaults(command=_sync)
 
-    emulator = commands.add_parser("emulator", help="serve the Pleo API emulator on 127.0.0.1")
-    emulator.add_argument("emulator_args", nargs=argparse.REMAINDER, help="see: coa-sync emulator --help")
-    emulator.set_defaults(command=_emulator)
+    commands.add_parser("emulator", help="serve the Pleo API emulator on 127.0.0.1 (see: coa-sync emulator --help)")
     return parser
 
 
@@ -94,12 +97,6 @@ def _demo(args: argparse.Namespace) -> int:
                     print(f"  {account['code'] or '':>6}  {account['name']}  ({account['externalId']})")
             print(f"\nDemo finished in {time.monotonic() - started:.1f}s.")
     return code
-
-
-def _emulator(args: argparse.Namespace) -> int:
-    from coa_sync_local.emulators.pleo import main as emulator_main
-
-    return emulator_main(args.emulator_args)
 
 
 def _check_source(path: Path) -> None:

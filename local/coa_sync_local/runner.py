@@ -5,7 +5,7 @@ the run's environment. The event flow is AWS's own: fetch writes the manifest; S
 its object-created notification (here to a queue the runner polls, as Lambda's S3
 trigger would); the diff queues actions; the runner plays SQS's event source mapping
 for the writer: batches of up to `writer_batch_size`, partial batch responses, failed
-messages left to reappear after the visibility timeout, redrive to the DLQ after
+failed messages reappear after `visibility_timeout` seconds, redrive to the DLQ after
 `max_receive_count` receives.
 """
 
@@ -41,6 +41,8 @@ from coa_sync.models import (
     Tenant,
 )
 from moto import mock_aws
+
+from coa_sync_local import moto_speedups
 
 REGION = "eu-west-1"
 BUCKET = "coa-sync-snapshots-local"
@@ -111,6 +113,7 @@ class LambdaContext:
 class RunnerOptions:
     pleo_url: str
     writer_batch_size: int = 1000
+    # Messages are received for the writer's timeout; one that failed comes back after this many seconds.
     visibility_timeout: int = 2
     max_receive_count: int = 5
     rate_limit_per_minute: int = 500
@@ -134,6 +137,7 @@ class LocalRunner:
     # -- the local AWS world ---------------------------------------------------------------
 
     def __enter__(self) -> LocalRunner:
+        moto_speedups.apply()
         self._stack.enter_context(_environment(self._environment()))
         self._stack.enter_context(mock_aws())
         _forget_cached_clients()
@@ -260,6 +264,11 @@ class LocalRunner:
             context = LambdaContext("coa-sync-writer", timeout_seconds=self.options.writer_timeout_seconds)
             response = writer.handler(event, context)
             retry = {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
+            for message in batch:
+                if message["MessageId"] in retry:
+                    self.sqs.change_message_visibility(
+                        QueueUrl=self.actions_url, ReceiptHandle=message["ReceiptHandle"],
+                        VisibilityTimeout=self.options.visibility_timeout)
             settled = [m for m in batch if m["MessageId"] not in retry]
             for start in range(0, len(settled), SQS_RECEIVE_MAX):
                 chunk = settled[start:start + SQS_RECEIVE_MAX]
@@ -274,6 +283,7 @@ class LocalRunner:
         while len(batch) < self.options.writer_batch_size:
             messages = self.sqs.receive_message(
                 QueueUrl=self.actions_url,
+                VisibilityTimeout=int(self.options.writer_timeout_seconds),
                 MaxNumberOfMessages=min(SQS_RECEIVE_MAX, self.options.writer_batch_size - len(batch)),
                 AttributeNames=["All"], MessageAttributeNames=["All"],
             ).get("Messages", [])

@@ -37,12 +37,13 @@ class SlidingWindowLimiter:
         with self._lock:
             while True:
                 now = self._clock()
-                while self._sent and self._sent[0] <= now - self.window:
+                while self._sent and now >= self._sent[0] + self.window:
                     self._sent.popleft()
                 if len(self._sent) < self.limit:
                     self._sent.append(now)
                     return
-                pause = self._sent[0] + self.window - now
+                # At least a millisecond: a float-rounded zero pause would spin forever.
+                pause = max(self._sent[0] + self.window - now, 0.001)
                 self.waited += pause
                 self._sleep(pause)
 

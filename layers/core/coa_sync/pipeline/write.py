@@ -69,6 +69,19 @@ class _TenantUnavailable(Exception):
     """Pleo is failing for this tenant right now: leave its other messages for a later delivery."""
 
 
+def _action_message(body: str) -> ActionMessage | str:
+    """The action, or why it cannot be read. A dead letter moved back from the DLQ brings its action along."""
+    try:
+        return ActionMessage.model_validate_json(body)
+    except ValidationError as exc:
+        problem = f"unreadable action message: {exc.errors()[0]['msg']}"
+    try:
+        letter = DeadLetter.model_validate_json(body)
+    except ValidationError:
+        return problem
+    return letter.message if letter.message is not None else problem
+
+
 @dataclass
 class Writer:
     tenant: Callable[[str], Tenant | None]
@@ -82,13 +95,11 @@ class Writer:
         self.report = WriteReport()
         by_tenant: dict[str, list[tuple[Record, ActionMessage]]] = {}
         for record in records:
-            try:
-                message = ActionMessage.model_validate_json(record.body)
-            except ValidationError as exc:
-                self._dead([record], DeadLetter(reasons=[f"unreadable action message: {exc.errors()[0]['msg']}"],
-                                                body=record.body))
-                continue
-            by_tenant.setdefault(message.tenant_id, []).append((record, message))
+            message = _action_message(record.body)
+            if isinstance(message, str):
+                self._dead([record], DeadLetter(reasons=[message], body=record.body))
+            else:
+                by_tenant.setdefault(message.tenant_id, []).append((record, message))
         for tenant_id, items in by_tenant.items():
             self._apply_tenant(tenant_id, items)
         return self.report
