@@ -1,0 +1,57 @@
+# The workflow, one target a step. `make pr` runs every check a change must pass.
+PYTHON ?= python3
+VENV ?= .venv
+TOOLS ?= .venv-tools
+BIN := $(VENV)/bin
+
+.PHONY: dev demo test unit integration e2e slow lint template-check build bench pr clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+dev: $(VENV)/.installed
+
+demo: dev
+	$(BIN)/coa-sync demo
+
+test: dev
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+unit: dev
+	$(BIN)/pytest -q tests/unit
+
+integration: dev
+	$(BIN)/pytest -q tests/integration
+
+e2e: dev
+	$(BIN)/pytest -q tests/e2e
+
+slow: dev
+	$(BIN)/pytest -q -m slow
+
+lint: dev
+	$(BIN)/ruff check .
+
+# SAM needs a python3.12 on PATH to build for the python3.12 runtime: the tools venv has one.
+$(TOOLS)/.installed:
+	scripts/python312 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q --upgrade pip
+	$(TOOLS)/bin/pip install -q aws-sam-cli cfn-lint checkov
+	touch $@
+
+template-check: $(TOOLS)/.installed
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" bash scripts/check-template.sh
+
+build: template-check
+
+bench: dev
+	$(BIN)/python -m benchmarks
+
+pr: test template-check
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .ruff_cache .hypothesis

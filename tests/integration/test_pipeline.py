@@ -1,0 +1,172 @@
+"""The whole pipeline on moto and the Pleo emulator: fetch -> S3 -> diff -> SQS -> writer -> Pleo."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+from coa_sync.models import ActionKind, Plan
+
+from tests.support import API_KEY, COMPANY, write_csv
+
+SEED_SOURCE = [("ext-1000", "1000", "Office Supplies", True), ("ext-2000", "2000", "Travel", True),
+               ("ext-3000", "3000", "Software", True), ("ext-4000", "4000", "Marketing", True)]
+SEED_PLEO = [
+    {"externalId": "5000", "code": "5000", "name": "Entertainment", "archived": False},
+    {"externalId": "ext-4000", "code": "4000", "name": "Advertising", "archived": False},
+    {"externalId": "ext-2000", "code": "2000", "name": "Travel", "archived": True},
+    {"externalId": "ext-1000", "code": "1000", "name": "Office Supplies", "archived": False},
+]
+
+
+def active(emulator, company=COMPANY) -> dict[str, tuple]:
+    return {a["externalId"]: (a["code"], a["name"], a["taxCodeExternalId"])
+            for a in emulator.accounts(company) if not a["archived"]}
+
+
+def external_ids(emulator) -> list[str]:
+    return [a["externalId"] for a in emulator.accounts(COMPANY)]
+
+
+def test_seed_scenario_then_a_second_run_plans_nothing(emulator, make_runner, tmp_path):
+    emulator.add_company(COMPANY, api_keys=[API_KEY], accounts=SEED_PLEO)
+    runner = make_runner(write_csv(tmp_path / "chart.csv", SEED_SOURCE))
+    first = runner.run("acme")
+    assert {a.external_id: a.kind for a in first.plan.actions} == {
+        "ext-2000": ActionKind.UNARCHIVE, "ext-3000": ActionKind.CREATE,
+        "ext-4000": ActionKind.UPDATE, "5000": ActionKind.ARCHIVE}
+    assert first.plan.noop == 1 and first.failed == [] and first.pending == 0
+    assert first.applied.model_dump() == first.plan.counts().model_dump()
+    assert first.api_calls == {"search": 1, "batch_create": 1, "put": 3}
+    assert active(emulator) == {"ext-1000": ("1000", "Office Supplies", None), "ext-2000": ("2000", "Travel", None),
+                            "ext-3000": ("3000", "Software", None), "ext-4000": ("4000", "Marketing", None)}
+    assert sorted(external_ids(emulator)) == ["5000", "ext-1000", "ext-2000", "ext-3000", "ext-4000"]
+
+    second = runner.run("acme")
+    assert second.plan.actions == [] and second.plan.noop == 4
+    assert second.api_calls == {"search": 1}
+
+
+def test_run_files_are_compressed_json_under_the_run_prefix(emulator, make_runner, tmp_path):
+    runner = make_runner(write_csv(tmp_path / "chart.csv", SEED_SOURCE))
+    result = runner.run("acme")
+    keys = sorted(o["Key"] for o in runner.s3.list_objects_v2(Bucket="coa-sync-snapshots-local")["Contents"])
+    prefix = f"runs/acme/{result.run_id}/"
+    assert keys == [prefix + name for name in ("manifest.json", "plan.json.gz", "source.json.gz", "target.json.gz")]
+    plan_object = runner.s3.get_object(Bucket="coa-sync-snapshots-local", Key=prefix + "plan.json.gz")
+    assert plan_object["ContentEncoding"] == "gzip"
+
+
+def test_creates_split_into_batches_of_at_most_1000(emulator, make_runner, tmp_path):
+    for count, calls in ((1000, 1), (1001, 2), (2500, 3)):
+        company = str(uuid.UUID(int=count))  # a fresh company each round
+        rows = [(f"c{count}-{n}", str(n), f"Account {n}", True) for n in range(count)]
+        runner = make_runner(write_csv(tmp_path / f"chart{count}.csv", rows), tenant_id=f"t{count}", company_id=company)
+        result = runner.run(f"t{count}")
+        assert result.api_calls.get("batch_create") == calls, count
+        assert result.applied.create == count and result.failed == []
+        assert len(active(emulator, company)) == count
+
+
+def test_items_pleo_rejects_go_to_the_dlq_with_reasons_and_the_rest_is_applied(emulator, make_runner, tmp_path):
+    emulator.add_company(COMPANY, api_keys=[API_KEY], tax_codes=["VAT25"], accounts=[
+        {"externalId": "u", "code": "9", "name": "Old", "archived": False}])
+    rows = [("good", "1", "Good", True, "VAT25"), ("bad", "2", "Bad", True, "NO-SUCH-TAX"),
+            ("u", "9", "New name", True, "NO-SUCH-TAX")]
+    runner = make_runner(write_csv(tmp_path / "chart.csv", rows))
+    result = runner.run("acme")
+    failed = {(f.external_id, f.action): f.reasons for f in result.failed}
+    assert set(failed) == {("bad", "create"), ("u", "update")}
+    assert failed[("bad", "create")] == ["OTHER"]
+    assert "tax code" in failed[("u", "update")][0].lower()
+    assert result.applied.create == 1 and result.applied.update == 0
+    assert set(active(emulator)) == {"good", "u"}
+    letters = runner.dead_letters()
+    assert {letter.message.action.external_id for letter in letters} == {"bad", "u"}
+    assert all(letter.message.run_id == result.run_id for letter in letters)
+
+
+def test_rate_limited_writes_wait_for_retry_after_and_complete(emulator, make_runner, tmp_path):
+    emulator.add_company(COMPANY, api_keys=[API_KEY],
+                         accounts=[{"externalId": f"e{n}", "name": "Old", "archived": False} for n in range(5)])
+    runner = make_runner(write_csv(tmp_path / "chart.csv", [(f"e{n}", "", "New", True) for n in range(5)]))
+    emulator.inject("rate_limit", count=2, endpoint="put", retry_after=1)
+    result = runner.run("acme")
+    assert emulator.responses[429] == 2
+    assert result.applied.update == 5 and result.failed == []
+    assert set(active(emulator).values()) == {(None, "New", None)}
+
+
+def test_duplicate_delivery_creates_nothing_twice(emulator, make_runner, tmp_path):
+    runner = make_runner(write_csv(tmp_path / "chart.csv", [(f"e{n}", str(n), f"A{n}", True) for n in range(30)]))
+    result = runner.run("acme")
+    # Deliver every create of the run again, as SQS may.
+    plan = result.plan
+    for action in plan.actions:
+        body = json.dumps({"tenantId": "acme", "runId": result.run_id, "action": action.model_dump(mode="json")})
+        runner.sqs.send_message(QueueUrl=runner.actions_url, MessageBody=body)
+        runner.sqs.send_message(QueueUrl=runner.actions_url, MessageBody=body)
+    again = runner._drain_actions(runner_writer(), total=2 * len(plan.actions))
+    assert again == 0
+    assert sorted(external_ids(emulator)) == sorted(f"e{n}" for n in range(30))
+    assert runner.dead_letters() == []
+
+
+def test_writer_losing_pleos_answer_after_a_create_converges_without_duplicates(emulator, make_runner, tmp_path):
+    # Pleo accepts the batch but the connection drops before the answer: the messages come back
+    # from SQS, the retried create meets EXTERNAL_ID_ALREADY_EXISTS and is reconciled.
+    rows = [(f"e{n}", str(n), f"A{n}", True) for n in range(20)]
+    runner = make_runner(write_csv(tmp_path / "chart.csv", rows), pleo_max_attempts=1)
+    emulator.inject("drop_after", count=1, endpoint="batch_create")
+    result = runner.run("acme")
+    assert result.failed == [] and result.pending == 0
+    assert result.api_calls["batch_create"] == 2
+    assert sorted(external_ids(emulator)) == sorted(f"e{n}" for n in range(20))
+
+
+def test_reconcile_updates_an_existing_account_that_differs(emulator, make_runner, tmp_path):
+    runner = make_runner(write_csv(tmp_path / "chart.csv", [("e1", "1", "Wanted", True)]))
+    result = runner.run("acme", dry_run=True)
+    # Someone creates it in Pleo, archived and named otherwise, before the plan is applied.
+    created = httpx.post(f"{emulator.url}/v1/chart-of-accounts", auth=(API_KEY, ""), json={
+        "companyId": COMPANY, "externalId": "e1", "code": "1", "name": "Other", "archived": True})
+    assert created.status_code == 201
+    (create,) = result.plan.actions
+    body = json.dumps({"tenantId": "acme", "runId": result.run_id, "action": create.model_dump(mode="json")})
+    runner.sqs.send_message(QueueUrl=runner.actions_url, MessageBody=body)
+    runner._drain_actions(runner_writer(), total=1)
+    assert active(emulator) == {"e1": ("1", "Wanted", None)} and len(external_ids(emulator)) == 1
+
+
+def test_messages_still_failing_after_max_receive_count_land_in_the_dlq(emulator, make_runner, tmp_path):
+    emulator.add_company(COMPANY, api_keys=[API_KEY], accounts=[{"externalId": "e1", "name": "Old", "archived": False}])
+    runner = make_runner(write_csv(tmp_path / "chart.csv", [("e1", "", "New", True)]),
+                         pleo_max_attempts=1, max_receive_count=2)
+    emulator.inject("error", count=100, endpoint="put", status=503)
+    result = runner.run("acme")
+    assert emulator.responses[503] == 2  # one request per delivery, two deliveries
+    ((item),) = result.failed
+    assert (item.external_id, item.action) == ("e1", "update")
+    assert "transient" in item.reasons[0]
+
+
+def test_dry_run_changes_nothing_and_plans_what_the_live_run_does(emulator, make_runner, tmp_path):
+    emulator.add_company(COMPANY, api_keys=[API_KEY], accounts=SEED_PLEO)
+    runner = make_runner(write_csv(tmp_path / "chart.csv", SEED_SOURCE))
+    before = emulator.accounts(COMPANY)
+    dry = runner.run("acme", dry_run=True)
+    assert emulator.accounts(COMPANY) == before
+    assert dry.api_calls == {"search": 1}
+    live = runner.run("acme")
+    assert strip_ids(dry.plan) == strip_ids(live.plan)
+
+
+def strip_ids(plan: Plan) -> list[tuple]:
+    return sorted((a.kind, a.external_id, a.account_id, a.desired, a.changes) for a in plan.actions)
+
+
+def runner_writer():
+    from coa_sync_local.runner import _load_handler
+
+    return _load_handler("writer")
