@@ -15,6 +15,7 @@ import importlib.resources
 import importlib.util
 import json
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ from coa_sync.models import (
     RunRequest,
     Tenant,
 )
+from coa_sync.observability import logger
 from moto import mock_aws
 
 from coa_sync_local import moto_speedups
@@ -138,6 +140,8 @@ class LocalRunner:
 
     def __enter__(self) -> LocalRunner:
         moto_speedups.apply()
+        # Lambda's logs go to CloudWatch; here to stderr, so stdout carries only results.
+        logger.registered_handler.setStream(sys.stderr)
         self._stack.enter_context(_environment(self._environment()))
         self._stack.enter_context(mock_aws())
         _forget_cached_clients()
