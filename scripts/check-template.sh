@@ -70,12 +70,12 @@ bad=$(local_only "$site/coa_sync")
 bad=$(find "$site" -maxdepth 1 \( -name coa_sync_local -o -name 'coa_sync_local-*' -o -name moto -o -name 'moto-*' \) -print)
 [[ -z "$bad" ]] || fail "$LAYER ships local-only packages:"$'\n'"$bad"
 echo "ok  $LAYER: python/coa_sync, no coa_sync_local, tests or moto"
-# Lambda's runtime brings boto3/botocore; a copy in the layer shadows it and adds size.
+# The tracer's aws-xray-sdk pulls in botocore, which shadows the runtime's; the layer ships
+# boto3 too (layers/core/requirements.txt) so the pair always matches.
 for pkg in boto3 botocore; do
-    if [[ -d "$site/$pkg" ]]; then
-        echo "note $LAYER: ships $pkg (pulled in by a dependency); the runtime's copy is shadowed"
-    fi
+    [[ -d "$site/$pkg" ]] || fail "$LAYER: $pkg missing; boto3 and botocore must ship together"
 done
+echo "ok  $LAYER: boto3 and botocore ship as a matching pair"
 
 step "sizes (unzipped / zipped)"
 zips=$(mktemp -d)

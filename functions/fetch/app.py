@@ -14,7 +14,7 @@ from coa_sync.adapters.runs import LambdaRunStarter
 from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.adapters.tenants import TenantStore
 from coa_sync.models import RunRequest
-from coa_sync.observability import logger, metrics, tracer
+from coa_sync.observability import logger, metrics, observe_pleo, tracer
 from coa_sync.pipeline.fetch import fan_out, fetch_run
 from coa_sync.settings import FetchSettings
 
@@ -38,7 +38,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         request,
         tenants.get(request.tenant_id),
         read_source=lambda source: wiring.source_snapshot(source, files),
-        read_pleo=lambda tenant: wiring.pleo_snapshot(settings, tenant),
+        read_pleo=lambda tenant: wiring.pleo_snapshot(settings, tenant, observe_pleo),
         files=files,
     )
     logger.set_correlation_id(manifest.run_id)

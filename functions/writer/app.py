@@ -12,7 +12,7 @@ from coa_sync import wiring
 from coa_sync.adapters.queues import DeadLetterQueue
 from coa_sync.adapters.tenants import TenantStore
 from coa_sync.batch import WholeBatchProcessor
-from coa_sync.observability import logger, metrics, tracer
+from coa_sync.observability import logger, metrics, observe_pleo, tracer
 from coa_sync.pipeline.write import Outcome, Record, Writer
 from coa_sync.settings import WriterSettings
 
@@ -30,12 +30,15 @@ SAFETY_MARGIN_SECONDS = settings.pleo_timeout_seconds + 5
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     writer = Writer(
         tenant=tenants.get,
-        pleo_for=lambda tenant: wiring.pleo_client(settings, tenant),
+        pleo_for=lambda tenant: wiring.pleo_client(settings, tenant, observe_pleo),
         dead_letters=dead_letters,
         time_left=lambda: context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS,
     )
 
     def apply(records: Sequence[SQSRecord]) -> set[str]:
+        run_ids = {record.message_attributes["runId"].string_value for record in records
+                   if record.message_attributes.get("runId")}
+        logger.set_correlation_id(",".join(sorted(run_ids)) or None)
         report = writer.apply([Record(record.message_id, record.body) for record in records])
         for kind, count in report.applied.items():
             metrics.add_metric(f"Applied{kind.capitalize()}", "Count", count)

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+
+
+def observe_pleo(endpoint: str, status: int, seconds: float) -> None:
+    """Pleo request latency and throttling, as metrics."""
+    metrics.add_metric(name="PleoLatency", unit=MetricUnit.Milliseconds, value=seconds * 1000)
+    if status == 429:
+        metrics.add_metric(name="PleoThrottled", unit=MetricUnit.Count, value=1)
+    elif status == 0 or status >= 500:
+        metrics.add_metric(name="PleoServerErrors", unit=MetricUnit.Count, value=1)

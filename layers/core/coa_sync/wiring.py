@@ -5,6 +5,7 @@ Handlers and the local runner both get their services here, so they run the same
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -16,19 +17,22 @@ from coa_sync.ratelimit import limiter_for
 from coa_sync.settings import PleoSettings
 from coa_sync.sources import read_source
 
+Observer = Callable[[str, int, float], None]
 
-def pleo_client(settings: PleoSettings, tenant: Tenant) -> PleoClient:
+
+def pleo_client(settings: PleoSettings, tenant: Tenant, observe: Observer | None = None) -> PleoClient:
     return PleoClient(
         str(settings.pleo_base_url),
         pleo_credentials(tenant.pleo_secret_name),
         limiter=limiter_for(tenant.tenant_id, settings.pleo_rate_limit_per_minute, settings.pleo_rate_window_seconds),
         timeout=settings.pleo_timeout_seconds,
         max_attempts=settings.pleo_max_attempts,
+        observe=observe,
     )
 
 
-def pleo_snapshot(settings: PleoSettings, tenant: Tenant) -> TargetSnapshot:
-    with pleo_client(settings, tenant) as client:
+def pleo_snapshot(settings: PleoSettings, tenant: Tenant, observe: Observer | None = None) -> TargetSnapshot:
+    with pleo_client(settings, tenant, observe) as client:
         return client.snapshot(tenant.company_id)
 
 

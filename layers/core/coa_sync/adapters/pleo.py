@@ -90,6 +90,7 @@ class PleoClient:
         max_wait: float = 60.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        observe: Callable[[str, int, float], None] | None = None,
     ) -> None:
         if credentials.api_key is None and credentials.access_token is None:
             raise ValueError("Pleo credentials need an apiKey or an accessToken")
@@ -104,6 +105,8 @@ class PleoClient:
         self._max_attempts = max_attempts
         self._max_wait = max_wait
         self._sleep = sleep
+        # Told (endpoint, HTTP status or 0 for no answer, seconds) after every request, for metrics.
+        self._observe = observe or (lambda _kind, _status, _seconds: None)
 
     def close(self) -> None:
         self._http.close()
@@ -196,11 +199,14 @@ class PleoClient:
         for attempt in range(1, self._max_attempts + 1):
             self._limiter.acquire()
             API_CALLS[kind] += 1
+            started = time.monotonic()
             try:
                 response = self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:  # timeouts, refused and dropped connections
+                self._observe(kind, 0, time.monotonic() - started)
                 problem, wait = type(exc).__name__, _backoff(attempt)
             else:
+                self._observe(kind, response.status_code, time.monotonic() - started)
                 if response.status_code == 429 or response.status_code >= 500:
                     problem = f"HTTP {response.status_code}"
                     wait = _retry_after(response) or _backoff(attempt)
