@@ -25,7 +25,8 @@ actions = ActionQueue(settings.actions_queue_url)
 def handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
     runs = []
     for record in event.records:
-        manifest, plan = diff_run(unquote_plus(record.s3.get_object.key), files=files, actions=actions)
+        manifest, plan = diff_run(unquote_plus(record.s3.get_object.key), files=files, actions=actions,
+                                  guard=settings.archive_guard)
         logger.set_correlation_id(manifest.run_id)
         counts = plan.counts()
         logger.info("plan made", extra={"tenant": manifest.tenant_id, "dryRun": manifest.dry_run,
@@ -33,5 +34,9 @@ def handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
         for kind, count in counts.model_dump().items():
             metrics.add_metric(f"Planned{kind.capitalize()}", "Count", count)
         metrics.add_metric("ItemErrors", "Count", len(plan.errors))
+        metrics.add_metric("ArchivesHeld", "Count", len(plan.held))
+        if plan.held:
+            logger.warning("mass-archive guard held archives back",
+                           extra={"tenant": manifest.tenant_id, "held": len(plan.held), "reason": plan.held_reason})
         runs.append({"tenantId": manifest.tenant_id, "runId": manifest.run_id, "planned": counts.model_dump()})
     return {"runs": runs}

@@ -1,7 +1,8 @@
 """coa-sync: the command line.
 
 Exit codes (other tools script against them): 0 everything planned was applied;
-1 some items failed or were set aside (each is reported); 2 bad input or configuration.
+1 some items failed, were set aside or were held back by the mass-archive guard (each is
+reported); 2 bad input or configuration.
 """
 
 from __future__ import annotations
@@ -125,7 +126,8 @@ def _run(source: Path, pleo_url: str, company_id: str, credentials: dict[str, st
         except PleoError as exc:
             raise UsageError(f"Pleo at {pleo_url} could not be read: {exc}") from None
     _print(result, as_json)
-    return EXIT_FAILED if result.failed or result.plan.errors or result.pending else EXIT_OK
+    incomplete = result.failed or result.plan.errors or result.plan.held or result.pending
+    return EXIT_FAILED if incomplete else EXIT_OK
 
 
 def _print(result: RunResult, as_json: bool) -> None:

@@ -21,6 +21,9 @@ def plan_table(plan: Plan) -> str:
                f"{counts.archive} to archive, {counts.noop} unchanged.")
     lines = [_table(rows)] if len(rows) > 1 else ["No changes: Pleo already matches the source."]
     lines.append(summary)
+    if plan.held:
+        lines.append(f"Mass-archive guard: {plan.held_reason}. Held back:")
+        lines.extend(f"  = archive {action.external_id} ({action.desired.name})" for action in plan.held)
     if plan.errors:
         lines.append(f"{len(plan.errors)} item(s) set aside:")
         lines.extend(f"  ! {error}" for error in plan.errors)

@@ -85,6 +85,7 @@ class RunResult:
             "applied": self.applied.model_dump(),
             "failed": [{"externalId": f.external_id, "action": f.action, "reasons": f.reasons} for f in self.failed],
             "errors": [error.model_dump() for error in self.plan.errors],
+            "held": {"archive": len(self.plan.held), "reason": self.plan.held_reason},
             "pending": self.pending,
             "api_calls": {kind: self.api_calls.get(kind, 0) for kind in ("search", "batch_create", "put")},
         }

@@ -170,3 +170,14 @@ def runner_writer():
     from coa_sync_local.runner import _load_handler
 
     return _load_handler("writer")
+
+
+def test_an_empty_source_holds_every_archive_back(emulator, make_runner, tmp_path):
+    emulator.add_company(COMPANY, api_keys=[API_KEY], accounts=SEED_PLEO)
+    runner = make_runner(write_csv(tmp_path / "chart.csv", []))
+    before = emulator.accounts(COMPANY)
+    result = runner.run("acme")
+    assert result.plan.actions == [] and len(result.plan.held) == 3
+    assert result.to_json()["held"] == {"archive": 3, "reason": result.plan.held_reason}
+    assert emulator.accounts(COMPANY) == before
+    assert result.api_calls == {"search": 1}

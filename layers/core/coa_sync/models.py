@@ -138,6 +138,9 @@ class Plan(Model):
     actions: list[Action]
     noop: int
     errors: list[ItemError] = Field(default_factory=list)
+    # Archives the mass-archive guard held back from this run, and why; they are not queued.
+    held: list[Action] = Field(default_factory=list)
+    held_reason: str | None = None
 
     def counts(self) -> PlanCounts:
         tally = {kind.value: 0 for kind in ActionKind}

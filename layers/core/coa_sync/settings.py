@@ -30,9 +30,19 @@ class FetchSettings(PleoSettings):
     snapshot_bucket: str = Field(min_length=3)
 
 
+class ArchiveGuardSettings(BaseSettings):
+    """Hold archives back when a run would archive more than max(N, P%) of Pleo's active accounts."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_prefix="ARCHIVE_GUARD_")
+
+    min_archives: int = Field(default=10, ge=0)
+    percent: float = Field(default=10.0, ge=0, le=100)
+
+
 class DiffSettings(CommonSettings):
     snapshot_bucket: str = Field(min_length=3)
     actions_queue_url: str = Field(min_length=1)
+    archive_guard: ArchiveGuardSettings = Field(default_factory=ArchiveGuardSettings)
 
 
 class WriterSettings(PleoSettings):

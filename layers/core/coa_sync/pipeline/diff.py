@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from coa_sync import keys
 from coa_sync.diff import plan
+from coa_sync.guard import hold_mass_archive
 from coa_sync.models import ActionMessage, Manifest, Plan, SourceSnapshot, TargetSnapshot
 
 M = TypeVar("M", bound=BaseModel)
@@ -23,9 +24,17 @@ class Actions(Protocol):
     def send(self, messages: Iterable[ActionMessage]) -> int: ...
 
 
-def diff_run(manifest_key: str, *, files: RunFiles, actions: Actions) -> tuple[Manifest, Plan]:
+class ArchiveGuard(Protocol):
+    min_archives: int
+    percent: float
+
+
+def diff_run(manifest_key: str, *, files: RunFiles, actions: Actions, guard: ArchiveGuard) -> tuple[Manifest, Plan]:
     manifest = files.get(manifest_key, Manifest)
-    result = plan(files.get(manifest.source_key, SourceSnapshot), files.get(manifest.target_key, TargetSnapshot))
+    source = files.get(manifest.source_key, SourceSnapshot)
+    target = files.get(manifest.target_key, TargetSnapshot)
+    result = hold_mass_archive(plan(source, target), source, target,
+                               min_archives=guard.min_archives, percent=guard.percent)
     files.put(keys.plan_key(manifest.tenant_id, manifest.run_id), result)
     if not manifest.dry_run:
         actions.send(
