@@ -65,11 +65,11 @@ def plan(source: SourceSnapshot, target: TargetSnapshot) -> Plan:
 
 
 def _reconcile(account: SourceAccount, pleo: PleoAccount | None) -> Action | None:
-    desired = account.fields()
     if pleo is None:
-        return Action(kind=ActionKind.CREATE, external_id=account.external_id, desired=desired)
-    before = pleo.fields()
-    changes = changed_fields(before, desired)
+        return Action(kind=ActionKind.CREATE, external_id=account.external_id, desired=account.fields())
+    # Compared in place: most accounts match, and building models only for actions keeps
+    # a million-account diff fast.
+    changes = changed_fields(pleo, account)
     if pleo.archived:
         kind = ActionKind.UNARCHIVE
     elif changes:
@@ -77,7 +77,7 @@ def _reconcile(account: SourceAccount, pleo: PleoAccount | None) -> Action | Non
     else:
         return None
     return Action(kind=kind, external_id=account.external_id, account_id=pleo.id,
-                  desired=desired, before=before, changes=changes)
+                  desired=account.fields(), before=pleo.fields(), changes=changes)
 
 
 def _archive(pleo: PleoAccount) -> Action:
