@@ -164,3 +164,11 @@ def test_unexpected_page_shape_is_a_clear_error():
                      transport=httpx.MockTransport(handler))
     with pytest.raises(Exception, match="search page 1: expected 'data' list"):
         api.snapshot(COMPANY)
+
+
+def test_retry_after_zero_means_retry_now(pleo):
+    slept: list[float] = []
+    pleo.inject("rate_limit", count=1, endpoint="search", retry_after=0)
+    with client(pleo, sleep=slept.append) as api:
+        api.snapshot(COMPANY)
+    assert slept == [0.0]

@@ -43,37 +43,26 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import collections
-import contextlib
 import copy
 import http
 import itertools
 import json
 import math
-import random
 import re
 import signal
-import socket
-import socketserver
-import sys
-import threading
-import time
-import traceback
 import uuid
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote
 
-HOST = "127.0.0.1"
+from coa_sync_local.emulators import _base
+from coa_sync_local.emulators._base import HOST, MAX_BODY_BYTES, EmulatorBase, Reply, serve_until_stopped
+
 MAX_BATCH_ITEMS = 1000
 MAX_TEXT_LENGTH = 255
-MAX_BODY_BYTES = 5 * 1024 * 1024
 ENDPOINTS = ("search", "batch_create", "create", "get", "put", "delete")
-FAULT_KINDS = ("error", "rate_limit", "slow", "drop", "drop_after")
-CHAOS_ERROR_STATUSES = (500, 502, 503, 504)
 
 EXTERNAL_ID_ALREADY_EXISTS = "EXTERNAL_ID_ALREADY_EXISTS"
 EXTERNAL_ID_EMPTY = "EXTERNAL_ID_EMPTY"
@@ -98,29 +87,11 @@ _COLLECTION = "/v1/chart-of-accounts"
 _SEED_KEYS = {"externalId", "name", "code", "archived", "taxCodeExternalId", "metadata", "linked"}
 
 
-class ApiError(Exception):
+class ApiError(_base.ApiError):
     """An HTTP error answer: status, a message naming what was wrong, and extra headers."""
 
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-
-    def reply(self) -> _Reply:
-        return _Reply(self.status, _error_body(self.status, self.message), dict(self.headers))
-
-
-def _error_body(status: int, message: str) -> dict:
-    return {"status": status, "error": http.HTTPStatus(status).phrase, "message": message}
-
-
-@dataclass
-class _Reply:
-    status: int
-    payload: dict | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    drop: bool = False  # close the connection instead of answering
+        super().__init__(status, message, headers=headers)
 
 
 @dataclass
@@ -335,45 +306,6 @@ class _Company:
         return reasons + self.content_reasons(fields["name"], fields["code"], fields["tax_code_external_id"])
 
 
-@dataclass
-class _Fault:
-    kind: str
-    endpoint: str | None
-    remaining: int = 1
-    status: int = 503
-    retry_after: int = 1
-    delay: float = 0.5
-
-
-@dataclass
-class _Chaos:
-    probability: float
-    kinds: tuple[str, ...]
-    endpoints: frozenset[str] | None
-    rng: random.Random
-    delay: float
-    retry_after: int
-
-    def draw(self, endpoint: str) -> _Fault | None:
-        if self.endpoints is not None and endpoint not in self.endpoints:
-            return None
-        if self.rng.random() >= self.probability:
-            return None
-        kind = self.rng.choice(self.kinds)
-        status = self.rng.choice(CHAOS_ERROR_STATUSES) if kind == "error" else 503
-        return _Fault(kind, endpoint, status=status, retry_after=self.retry_after, delay=self.delay)
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in FAULT_KINDS:
-        raise ValueError(f"fault kind must be one of {FAULT_KINDS}, got {kind!r}")
-
-
-def _check_endpoint(endpoint: str) -> None:
-    if endpoint not in ENDPOINTS:
-        raise ValueError(f"endpoint must be one of {ENDPOINTS}, got {endpoint!r}")
-
-
 def _seed_fields(spec: dict) -> dict:
     unknown = set(spec) - _SEED_KEYS
     if unknown or "externalId" not in spec or "name" not in spec:
@@ -392,13 +324,20 @@ def _seed_fields(spec: dict) -> dict:
 # --- the emulator -------------------------------------------------------------------
 
 
-class PleoEmulator:
+class PleoEmulator(EmulatorBase):
     """Pleo's Chart of Accounts API, in memory, served over HTTP on 127.0.0.1.
 
     `calls` counts admitted requests that reached an endpoint's handler (including those it
     answered 4xx; not 401s, 429s or injected faults that skip the work), keyed by ENDPOINTS.
     `responses` counts every response sent, by status; `faults_fired` counts faults by kind.
     """
+
+    NAME = "pleo"
+    ENDPOINTS = ENDPOINTS
+    CHAOS_KINDS = ("error", "rate_limit", "drop", "drop_after", "slow")
+    SERVER_VERSION = "PleoEmulator/1"
+    CONTENT_TYPE = "application/json;charset=UTF-8"
+    REFUSE_CHUNKED = True
 
     def __init__(
         self,
@@ -411,24 +350,13 @@ class PleoEmulator:
     ):
         if page_size_cap < 1 or default_page_size < 1 or rate_limit < 1 or rate_window_seconds <= 0:
             raise ValueError("page sizes and rate_limit must be >= 1, rate_window_seconds > 0")
+        super().__init__(rate_limit=rate_limit, rate_window_seconds=rate_window_seconds, port=port)
         self.page_size_cap = page_size_cap
         self.default_page_size = min(default_page_size, page_size_cap)
-        self.rate_limit = rate_limit
-        self.rate_window_seconds = rate_window_seconds
-        self.port = port
-        self.calls: collections.Counter[str] = collections.Counter()
-        self.responses: collections.Counter[int] = collections.Counter()
-        self.faults_fired: collections.Counter[str] = collections.Counter()
-        self._lock = threading.Lock()
         self._companies: dict[str, _Company] = {}
         self._by_id: dict[str, _Account] = {}
         self._credentials: dict[tuple[str, str], str] = {}  # ("basic"|"bearer", secret) -> company
-        self._windows: dict[tuple[str, str], collections.deque[float]] = {}
         self._sequence = itertools.count(1)
-        self._faults: list[_Fault] = []
-        self._chaos: _Chaos | None = None
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._handlers: dict[str, Callable[[_Request], tuple[int, dict | None]]] = {
             "search": self._search,
             "batch_create": self._batch_create,
@@ -437,42 +365,6 @@ class PleoEmulator:
             "put": self._put,
             "delete": self._delete,
         }
-
-    # lifecycle
-
-    def start(self) -> PleoEmulator:
-        if self._server is not None:
-            raise RuntimeError("emulator already started")
-        self._server = _Server((HOST, self.port), self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.01},  # how long stop() waits for the loop
-            name="pleo-emulator",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.close_open_connections()  # so no client keeps talking to a stopped emulator
-        self._server.server_close()
-        self._thread.join()
-        self._server = self._thread = None
-
-    def __enter__(self) -> PleoEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("emulator not started")
-        return f"http://{HOST}:{self._server.server_address[1]}"
 
     # seeding and inspection
 
@@ -516,141 +408,33 @@ class PleoEmulator:
         with self._lock:
             return [account.to_api() for account in self._companies[str(uuid.UUID(str(company_id)))].accounts]
 
-    def reset_counters(self) -> None:
-        with self._lock:
-            self.calls.clear()
-            self.responses.clear()
-            self.faults_fired.clear()
-
-    # faults
-
-    def inject(
-        self,
-        kind: str,
-        count: int = 1,
-        *,
-        endpoint: str | None = None,
-        status: int = 503,
-        retry_after: int = 1,
-        delay: float = 0.5,
-    ) -> None:
-        """Queue `count` faults for the next requests to `endpoint` (None: any endpoint).
-
-        error: answer `status` (an error status, normally 5xx) without doing the work;
-        rate_limit: 429 with Retry-After: retry_after, without doing the work;
-        slow: sleep `delay` seconds, then serve normally;
-        drop: close the connection without answering, before doing the work;
-        drop_after: do the work, then close the connection without answering.
-        """
-        _check_kind(kind)
-        if endpoint is not None:
-            _check_endpoint(endpoint)
-        if count < 1 or not 400 <= status <= 599 or retry_after < 0 or delay < 0:
-            raise ValueError("need count >= 1, 400 <= status <= 599, retry_after >= 0, delay >= 0")
-        with self._lock:
-            self._faults.append(_Fault(kind, endpoint, count, status, retry_after, delay))
-
-    def chaos(
-        self,
-        probability: float,
-        *,
-        kinds: Iterable[str] = ("error", "rate_limit", "drop", "drop_after", "slow"),
-        endpoints: Iterable[str] | None = None,
-        seed: int = 0,
-        delay: float = 0.05,
-        retry_after: int = 1,
-    ) -> None:
-        """Fault each matching request with `probability`, drawn from a seeded generator.
-
-        Queued `inject` faults go first. Sequential requests see the same faults for the
-        same seed. `chaos(0)` turns chaos off.
-        """
-        kinds = tuple(kinds)
-        endpoints = None if endpoints is None else frozenset(endpoints)
-        for kind in kinds:
-            _check_kind(kind)
-        for endpoint in endpoints or ():
-            _check_endpoint(endpoint)
-        if not 0 <= probability <= 1 or (probability and not kinds):
-            raise ValueError("probability must be in [0, 1], with at least one kind")
-        rng = random.Random(seed)  # noqa: S311 - reproducible faults, not secrets
-        with self._lock:
-            self._chaos = (
-                _Chaos(probability, kinds, endpoints, rng, delay, retry_after) if probability else None
-            )
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-            self._chaos = None
-
-    def _take_fault(self, endpoint: str) -> _Fault | None:
-        with self._lock:
-            fault = next((f for f in self._faults if f.endpoint in (None, endpoint)), None)
-            if fault is not None:
-                fault.remaining -= 1
-                if not fault.remaining:
-                    self._faults.remove(fault)
-            elif self._chaos is not None:
-                fault = self._chaos.draw(endpoint)
-            if fault is not None:
-                self.faults_fired[fault.kind] += 1
-            return fault
-
     # request handling (called from server threads)
 
-    def _handle(self, method: str, target: str, headers, body: bytes | None) -> _Reply:
-        rate_headers = {
-            "X-RateLimit-Limit": str(self.rate_limit),
-            "X-RateLimit-Remaining": str(self.rate_limit),
-        }
-        try:
-            reply = self._process(method, target, headers, body, rate_headers)
-        except ApiError as error:
-            reply = error.reply()
-        except Exception as error:  # a bug here must show as a 500, not as a drop that looks like a fault
-            traceback.print_exc()
-            reply = ApiError(500, f"emulator error: {error!r}").reply()
-        reply.headers = {**rate_headers, **reply.headers}
-        return reply
+    def _rate_headers(self, remaining: int | None) -> dict[str, str]:
+        left = self.rate_limit if remaining is None else remaining
+        return {"X-RateLimit-Limit": str(self.rate_limit), "X-RateLimit-Remaining": str(left)}
 
-    def _process(self, method: str, target: str, headers, body: bytes | None, rate_headers: dict) -> _Reply:
+    def _throttle_headers(self, wait: float) -> dict[str, str]:
+        # Reset-Ms too: tests scale the window down below a whole second.
+        return {**super()._throttle_headers(wait), "X-RateLimit-Reset-Ms": str(max(1, math.ceil(wait * 1000))),
+                "X-RateLimit-Remaining": "0"}
+
+    def _process(self, method: str, target: str, headers, body: bytes | None, always: dict[str, str]) -> Reply:
+        # Pleo authenticates before routing (an unknown path without credentials is a 401, not a 404),
+        # so this replaces the base's route-then-_authenticate order; _route and _credential are Pleo's own.
         if body is None:
             raise ApiError(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
-        credential, company_id = self._authenticate(headers.get("Authorization"))
-        rate_headers["X-RateLimit-Remaining"] = str(self._admit(credential))
+        credential, company_id = self._credential(headers.get("Authorization"))
+        always.update(self._rate_headers(self._admit(credential)))
         path, _, query = target.partition("?")
         endpoint, account_id = _route(method, unquote(path))
-        fault = self._take_fault(endpoint)
-        if fault is not None and fault.kind != "drop_after":
-            early = self._fire(fault)
-            if early is not None:
-                return early
         request = _Request(company_id, account_id, parse_qs(query, keep_blank_values=True), body)
-        try:
-            with self._lock:
-                self.calls[endpoint] += 1
-                status, payload = self._handlers[endpoint](request)
-            reply = _Reply(status, payload)
-        except ApiError as error:
-            reply = error.reply()
-        reply.drop = fault is not None and fault.kind == "drop_after"
-        return reply
+        return self._serve_endpoint(endpoint, lambda: Reply(*self._handlers[endpoint](request)))
 
-    @staticmethod
-    def _fire(fault: _Fault) -> _Reply | None:
-        """The answer a fault gives instead of the real one; None to go on serving."""
-        if fault.kind == "slow":
-            time.sleep(fault.delay)
-            return None
-        if fault.kind == "drop":
-            return _Reply(0, drop=True)
-        if fault.kind == "rate_limit":
-            error = ApiError(429, "rate limit exceeded (injected)", {"Retry-After": str(fault.retry_after)})
-            return error.reply()
-        return ApiError(fault.status, f"injected {fault.status}").reply()
+    def _error_body(self, error: _base.ApiError) -> dict:
+        return {"status": error.status, "error": http.HTTPStatus(error.status).phrase, "message": error.message}
 
-    def _authenticate(self, header: str | None) -> tuple[tuple[str, str], str]:
+    def _credential(self, header: str | None) -> tuple[tuple[str, str], str]:
         scheme, _, value = (header or "").strip().partition(" ")
         scheme, value = scheme.lower(), value.strip()
         credential = None
@@ -673,27 +457,6 @@ class PleoEmulator:
                 {"WWW-Authenticate": 'Bearer, Basic realm="pleo"'},
             )
         return credential, company_id
-
-    def _admit(self, credential: tuple[str, str]) -> int:
-        """Admit a request into the credential's sliding window; the requests left, or 429."""
-        now = time.monotonic()
-        with self._lock:
-            window = self._windows.setdefault(credential, collections.deque())
-            while window and window[0] <= now - self.rate_window_seconds:
-                window.popleft()
-            if len(window) >= self.rate_limit:
-                wait = window[0] + self.rate_window_seconds - now
-                raise ApiError(
-                    429,
-                    f"more than {self.rate_limit} requests in {self.rate_window_seconds:g} s",
-                    {
-                        "Retry-After": str(max(1, math.ceil(wait))),
-                        "X-RateLimit-Reset-Ms": str(max(1, math.ceil(wait * 1000))),
-                        "X-RateLimit-Remaining": "0",
-                    },
-                )
-            window.append(now)
-            return self.rate_limit - len(window)
 
     # endpoint handlers: run under self._lock, return (status, payload) or raise ApiError
 
@@ -841,100 +604,6 @@ def _route(method: str, path: str) -> tuple[str, str | None]:
     return allowed[method], account_id
 
 
-# --- HTTP plumbing ------------------------------------------------------------------
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, so clients reuse connections
-    server_version = "PleoEmulator/1"
-    timeout = 30  # seconds an idle keep-alive connection is kept
-    disable_nagle_algorithm = True  # headers and body go out in two writes
-    server: _Server
-
-    def log_message(self, format: str, *args) -> None:  # quiet: tests and the runner own the output
-        pass
-
-    def _serve(self) -> None:
-        if "Transfer-Encoding" in self.headers:
-            self.close_connection = True
-            self._write(ApiError(411, "send the body with a Content-Length", {"Connection": "close"}).reply())
-            return
-        reply = self.server.emulator._handle(self.command, self.path, self.headers, self._read_body())
-        if reply.drop:
-            # No byte of response; the server closes the socket once this handler returns.
-            self.close_connection = True
-        else:
-            self._write(reply)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
-
-    def _read_body(self) -> bytes | None:
-        """The request body; None (after reading and discarding it) when it is too large."""
-        try:
-            length = max(0, int(self.headers.get("Content-Length") or 0))
-        except ValueError:
-            length = 0
-        if length <= MAX_BODY_BYTES:
-            return self.rfile.read(length)
-        while length > 0:  # drain it, so the client reads our 413 instead of a reset
-            chunk = self.rfile.read(min(length, 1 << 20))
-            if not chunk:
-                break
-            length -= len(chunk)
-        return None
-
-    def _write(self, reply: _Reply) -> None:
-        payload = b"" if reply.payload is None else json.dumps(reply.payload, separators=(",", ":")).encode()
-        with self.server.emulator._lock:  # counted before sending, so a client never sees it uncounted
-            self.server.emulator.responses[reply.status] += 1
-        self.send_response(reply.status)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        if reply.status != 204:  # a 204 carries neither body nor Content-Length
-            self.send_header("Content-Type", "application/json;charset=UTF-8")
-            self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # stop() closes open connections itself
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], emulator: PleoEmulator):
-        self.emulator = emulator
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind would resolve the host's FQDN, which can stall on DNS.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-    def process_request(self, request, client_address) -> None:
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def close_open_connections(self) -> None:
-        with self._open_lock:
-            connections = list(self._open)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request, client_address) -> None:
-        if not isinstance(sys.exception(), ConnectionError):  # clients hanging up is normal
-            super().handle_error(request, client_address)
-
-
 # --- CLI ----------------------------------------------------------------------------
 
 
@@ -966,13 +635,9 @@ def main(argv: list[str] | None = None) -> int:
             emulator.add_company(company_id, api_keys=[api_key], accounts=seed)
     except (OSError, ValueError) as error:
         parser.error(str(error))
-    # Ctrl-C or SIGTERM stop it, even when started with SIGINT ignored (as a script's background job).
+    # Ctrl-C stops it even when started with SIGINT ignored (as a script's background job).
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with emulator, contextlib.suppress(KeyboardInterrupt):
-        print(f"Pleo emulator serving on {emulator.url} (Ctrl-C stops it)", flush=True)
-        threading.Event().wait()
-    return 0
+    return serve_until_stopped(emulator, "Pleo")
 
 
 if __name__ == "__main__":

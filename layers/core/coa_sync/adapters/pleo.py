@@ -7,17 +7,18 @@ httpx client only: they are never logged, and errors carry Pleo's message, not o
 
 from __future__ import annotations
 
-import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 from pydantic import SecretStr, ValidationError
 
+from coa_sync.adapters.http import backoff as _backoff
+from coa_sync.adapters.http import error_message
+from coa_sync.adapters.http import retry_after as _retry_after
 from coa_sync.models import AccountFields, ItemError, Model, PleoAccount, TargetSnapshot
 from coa_sync.ratelimit import SlidingWindowLimiter
 
@@ -140,7 +141,10 @@ class PleoClient:
         for page in self._pages(company_id, {"includeArchived": True, "externalId": external_id}):
             for item in page:
                 if isinstance(item, dict) and item.get("externalId") == external_id:
-                    return PleoAccount.model_validate(item)
+                    try:
+                        return PleoAccount.model_validate(item)
+                    except ValidationError as exc:
+                        raise PleoResponseError(f"search for {external_id!r}: {_first_error(exc)}") from None
         return None
 
     def _pages(self, company_id: str, filters: dict[str, Any]) -> Iterator[list[Any]]:
@@ -209,7 +213,8 @@ class PleoClient:
                 self._observe(kind, response.status_code, time.monotonic() - started)
                 if response.status_code == 429 or response.status_code >= 500:
                     problem = f"HTTP {response.status_code}"
-                    wait = _retry_after(response) or _backoff(attempt)
+                    asked = _retry_after(response)  # 0 is an answer: "now"
+                    wait = _backoff(attempt) if asked is None else asked
                 elif response.is_error:
                     raise PleoRequestError(response.status_code, _message(response))
                 else:
@@ -218,25 +223,6 @@ class PleoClient:
                 raise PleoTransientError(f"{kind}: {problem} after {attempt} attempt(s)")
             self._sleep(wait)
         raise AssertionError("unreachable")
-
-
-def _backoff(attempt: int) -> float:
-    # Exponential with full jitter, so many writers retrying at once do not move in step.
-    return random.uniform(0, min(30.0, 0.25 * 2**attempt))  # noqa: S311 - jitter, not security
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 def _json(response: httpx.Response, kind: str) -> dict[str, Any]:
@@ -252,15 +238,16 @@ def _json(response: httpx.Response, kind: str) -> dict[str, Any]:
 
 
 def _message(response: httpx.Response) -> str:
-    try:
-        document = response.json()
-    except ValueError:
-        return response.reason_phrase or "error"
+    return error_message(response, _read_message)
+
+
+def _read_message(document: Any) -> str | None:
+    # Pleo does not document its error body; take the first of the usual keys that holds text.
     if isinstance(document, dict):
         for key in ("message", "detail", "error", "title"):
             if isinstance(document.get(key), str):
                 return document[key]
-    return response.reason_phrase or "error"
+    return None
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -1,0 +1,99 @@
+"""Connectors to accounting systems, behind one interface, chosen by a tenant's source `kind`.
+
+    source_for(config, deps) -> SourceConnector   # .read_accounts() -> SourceSnapshot
+    target_for(config, deps) -> TargetConnector   # .capabilities, .write(actions) -> WriteResult
+
+`config` is the tenant's source config (models.SourceConfig: FileSource, ThredfiSource,
+DualEntrySource, StackOneSource); credentials come from Secrets Manager by its `secretName`.
+Use a connector as a context manager (`contextlib.closing`) or call close().
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from coa_sync.connectors import dualentry, stackone, thredfi
+from coa_sync.connectors.base import (
+    Capabilities,
+    ConnectorError,
+    ConnectorRequestError,
+    ConnectorResponseError,
+    ConnectorTransientError,
+    SourceConnector,
+    TargetConnector,
+    WriteResult,
+    read_secret_model,
+)
+from coa_sync.connectors.file import FileConnector, ObjectReader
+from coa_sync.models import DualEntrySource, FileSource, StackOneSource, ThredfiSource
+
+
+def _secret_json(name: str) -> Any:
+    from coa_sync.adapters.secrets import secret_json  # Powertools' parameters, only when a secret is needed
+
+    return secret_json(name)
+
+
+@dataclass(frozen=True)
+class ConnectorDeps:
+    """What connectors are built with: an S3 reader for files, secrets, and test seams."""
+
+    files: ObjectReader | None = None
+    secret: Callable[[str], Any] = _secret_json
+    options: dict[str, Any] = field(default_factory=dict)  # e.g. transport, sleep, max_attempts (tests)
+
+
+def _file(config: FileSource, deps: ConnectorDeps) -> FileConnector:
+    return FileConnector(config, deps.files)
+
+
+def _thredfi(config: ThredfiSource, deps: ConnectorDeps) -> thredfi.ThredfiConnector:
+    credentials = read_secret_model(deps.secret(config.secret_name), thredfi.ThredfiCredentials, config.secret_name,
+                                    "partnerUuid and apiKey")
+    return thredfi.ThredfiConnector(config, credentials, **deps.options)
+
+
+def _dualentry(config: DualEntrySource, deps: ConnectorDeps) -> dualentry.DualEntryConnector:
+    credentials = read_secret_model(deps.secret(config.secret_name), dualentry.DualEntryCredentials,
+                                    config.secret_name, "apiKey")
+    return dualentry.DualEntryConnector(config, credentials, **deps.options)
+
+
+def _stackone(config: StackOneSource, deps: ConnectorDeps) -> stackone.StackOneConnector:
+    credentials = read_secret_model(deps.secret(config.secret_name), stackone.StackOneCredentials,
+                                    config.secret_name, "apiKey")
+    return stackone.StackOneConnector(config, credentials, **deps.options)
+
+
+# kind -> factory. Every kind is a source; the ones whose API documents account writes are targets too.
+SOURCES: dict[str, Callable[[Any, ConnectorDeps], SourceConnector]] = {
+    "file": _file, "thredfi": _thredfi, "dualentry": _dualentry, "stackone": _stackone,
+}
+TARGETS: dict[str, Callable[[Any, ConnectorDeps], TargetConnector]] = {
+    "thredfi": _thredfi, "dualentry": _dualentry, "stackone": _stackone,
+}
+
+
+def source_for(config: Any, deps: ConnectorDeps | None = None) -> SourceConnector:
+    try:
+        factory = SOURCES[config.kind]
+    except KeyError:
+        raise ValueError(f"no source connector for kind {config.kind!r}; known: {', '.join(SOURCES)}") from None
+    return factory(config, deps or ConnectorDeps())
+
+
+def target_for(config: Any, deps: ConnectorDeps | None = None) -> TargetConnector:
+    try:
+        factory = TARGETS[config.kind]
+    except KeyError:
+        raise ValueError(f"{config.kind!r} cannot be a target; targets: {', '.join(TARGETS)}") from None
+    return factory(config, deps or ConnectorDeps())
+
+
+__all__ = [
+    "SOURCES", "TARGETS", "Capabilities", "ConnectorDeps", "ConnectorError", "ConnectorRequestError",
+    "ConnectorResponseError", "ConnectorTransientError", "SourceConnector", "TargetConnector", "WriteResult",
+    "source_for", "target_for",
+]

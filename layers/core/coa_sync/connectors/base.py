@@ -1,0 +1,212 @@
+"""The one interface every accounting-system connector has, and the HTTP plumbing they share.
+
+A source reads the active chart of accounts into a SourceSnapshot: a record it cannot read
+becomes an ItemError (naming the record) and the rest is read; a request that fails
+(after retries) raises, so a half-read chart never reaches the diff. A target applies
+actions and answers, per action, applied or failed with reasons.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from coa_sync.adapters.http import backoff, is_transient, retry_after
+from coa_sync.models import Action, ActionKind, ItemError, SourceSnapshot
+from coa_sync.ratelimit import SlidingWindowLimiter
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+class ConnectorError(Exception):
+    """Talking to the accounting system failed; nothing read from it is used."""
+
+
+class ConnectorTransientError(ConnectorError):
+    """Still failing after every retry (429, 5xx, network): worth trying again later."""
+
+
+class ConnectorRequestError(ConnectorError):
+    """The system refused the request (4xx); sending it again will not help."""
+
+    def __init__(self, system: str, status: int, message: str, body: Any = None) -> None:
+        super().__init__(f"{system}: HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+        self.body = body  # the decoded error body, for connectors that read it field by field
+
+
+class ConnectorResponseError(ConnectorError):
+    """The system answered with something we cannot read."""
+
+
+@runtime_checkable
+class SourceConnector(Protocol):
+    def read_accounts(self) -> SourceSnapshot: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a target can do, so a caller can plan around it."""
+
+    max_batch: int  # actions one write() sends in one request (1: one request per action)
+    idempotent_create: bool  # a create delivered twice leaves one account
+    update: bool = False
+    archive: bool = False
+
+    def supports(self, kind: ActionKind) -> bool:
+        if kind is ActionKind.CREATE:
+            return True
+        if kind is ActionKind.ARCHIVE:
+            return self.archive
+        return self.update  # update and unarchive are both updates of an existing account
+
+
+@dataclass
+class WriteResult:
+    """Per action (by externalId): applied, or failed with reasons. Transient failures raise instead."""
+
+    applied: list[str] = field(default_factory=list)
+    failed: dict[str, list[str]] = field(default_factory=dict)
+
+
+@runtime_checkable
+class TargetConnector(Protocol):
+    capabilities: Capabilities
+
+    def write(self, actions: Sequence[Action]) -> WriteResult: ...
+
+    def close(self) -> None: ...
+
+
+def unsupported(actions: Sequence[Action], capabilities: Capabilities, system: str,
+                result: WriteResult) -> list[Action]:
+    """The actions this target can take; the others fail at once with a reason saying why."""
+    kept = []
+    for action in actions:
+        if capabilities.supports(action.kind):
+            kept.append(action)
+        else:
+            result.failed[action.external_id] = [f"{system} connector cannot {action.kind.value} accounts"]
+    return kept
+
+
+def read_secret_model(value: Any, model: type[_M], secret_name: str, needs: str) -> _M:
+    """A secret's JSON as the connector's credentials model; the message never shows the value."""
+    try:
+        return model.model_validate(value)
+    except ValidationError:
+        raise ConnectorError(f"secret {secret_name!r} must be an object with {needs}") from None
+
+
+class RetryingHttp:
+    """One system's HTTP client: rate-limited, retrying 429/5xx/network errors, honouring Retry-After.
+
+    Credentials are passed per request (headers or auth) and never appear in errors.
+    """
+
+    def __init__(
+        self,
+        system: str,
+        base_url: str,
+        *,
+        limiter: SlidingWindowLimiter,
+        describe: Callable[[httpx.Response], str],
+        timeout: float = 15.0,
+        max_attempts: int = 5,
+        max_wait: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.system = system
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
+                                  headers={"Accept": "application/json"})
+        self._limiter = limiter
+        self._describe = describe
+        self._max_attempts = max_attempts
+        self._max_wait = max_wait
+        self._sleep = sleep
+        self.calls = 0  # requests sent, retries included
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The 2xx response; ConnectorRequestError for 4xx; ConnectorTransientError once retries run out."""
+        for attempt in range(1, self._max_attempts + 1):
+            self._limiter.acquire()
+            self.calls += 1
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:  # timeouts, refused and dropped connections
+                problem, wait = type(exc).__name__, backoff(attempt)
+            else:
+                if is_transient(response.status_code):
+                    problem = f"HTTP {response.status_code}"
+                    wait = retry_after(response) or backoff(attempt)
+                elif response.is_error:
+                    raise ConnectorRequestError(self.system, response.status_code, self._describe(response),
+                                                _body(response))
+                else:
+                    return response
+            if attempt == self._max_attempts or wait > self._max_wait:
+                raise ConnectorTransientError(f"{self.system}: {method} {_path_only(path)}: {problem} "
+                                              f"after {attempt} attempt(s)")
+            self._sleep(wait)
+        raise AssertionError("unreachable")
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise ConnectorResponseError(f"{self.system}: {method} {_path_only(path)}: "
+                                         f"HTTP {response.status_code} with a body that is not JSON") from None
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _path_only(path: str) -> str:
+    return path.partition("?")[0]
+
+
+def parse_record(item: Any, model: type[_M], location: str, external_id: str | None,
+                 errors: list[ItemError]) -> _M | None:
+    """One record of a listing as `model`; None, with ItemErrors added, when it is not an object or does not fit."""
+    if not isinstance(item, dict):
+        errors.append(ItemError(location=location, message=f"is a {type(item).__name__}, not an object"))
+        return None
+    try:
+        return model.model_validate(item)
+    except ValidationError as exc:
+        errors.extend(record_error(location, external_id, exc))
+        return None
+
+
+def field_reasons(field_errors: dict[str, Any]) -> list[str]:
+    """{field: message or [messages]} as one "field: message" reason per message."""
+    return [f"{field_name}: {message}"
+            for field_name, messages in field_errors.items()
+            for message in (messages if isinstance(messages, list) else [messages])]
+
+
+def record_error(location: str, external_id: str | None, exc: ValidationError) -> list[ItemError]:
+    """A record that does not fit the model: one ItemError per problem, naming the record and field."""
+    errors = []
+    for problem in exc.errors():
+        field_name = ".".join(str(part) for part in problem["loc"]) or None
+        message = "is missing" if problem["type"] == "missing" else str(problem["msg"])
+        errors.append(ItemError(location=location, external_id=external_id, field=field_name, message=message))
+    return errors

@@ -1,0 +1,137 @@
+"""The CLI's accounting-system options: a tenant's source config and credentials from flags or a file,
+and the demo's built-in accounting-system emulators.
+
+    coa-sync sync --source-kind thredfi --source-url URL --source-setting businessId=UUID \\
+                  --source-credential partnerUuid=UUID --source-credential apiKey=KEY ...
+    coa-sync sync --source-config tenant.json ...   # {"source": {...}, "sourceCredentials": {...}}
+
+Flags override the file. The source's `secretName` defaults to coa-sync/{tenant}/{kind}: the
+runner keeps the credentials in (moto's) Secrets Manager under it, as a deployment would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from coa_sync.models import SOURCE_KINDS, SourceConfig
+from pydantic import TypeAdapter, ValidationError
+
+API_KINDS = tuple(kind for kind in SOURCE_KINDS if kind != "file")
+_SOURCE = TypeAdapter(SourceConfig)
+
+
+def add_arguments(sync: argparse.ArgumentParser) -> None:
+    group = sync.add_argument_group("accounting-system source (instead of --source FILE)")
+    group.add_argument("--source-kind", choices=SOURCE_KINDS, default=None,
+                       help="where the chart comes from (default: file, or the --source-config's kind)")
+    group.add_argument("--source-config", type=Path, metavar="FILE.json",
+                       help='tenant config: {"source": {"kind", "baseUrl", ...}, "sourceCredentials": {...}}')
+    group.add_argument("--source-url", metavar="URL", help="the accounting system's API base URL")
+    group.add_argument("--source-setting", action="append", default=[], metavar="KEY=VALUE",
+                       help="a source setting, e.g. businessId=UUID (thredfi), accountId=ID companyId=ID (stackone)")
+    group.add_argument("--source-credential", action="append", default=[], metavar="KEY=VALUE",
+                       help="a credential: partnerUuid=, apiKey= (thredfi); apiKey= (dualentry, stackone)")
+
+
+def wants_api_source(args: argparse.Namespace) -> bool:
+    return bool(args.source_config or (args.source_kind and args.source_kind != "file"))
+
+
+def source_from_args(args: argparse.Namespace) -> tuple[SourceConfig, dict[str, Any]]:
+    """The source config and credentials the flags (over the --source-config file) describe; ValueError if bad."""
+    settings: dict[str, Any] = {}
+    credentials: dict[str, Any] = {}
+    if args.source_config:
+        try:
+            document = json.loads(args.source_config.read_text())
+        except OSError as exc:
+            raise ValueError(f"cannot read {args.source_config}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{args.source_config}:{exc.lineno}: not JSON: {exc.msg}") from None
+        if not isinstance(document, dict) or not isinstance(document.get("source", {}), dict):
+            raise ValueError(f"{args.source_config}: expected an object with a 'source' object")
+        settings.update(document.get("source", {}))
+        credentials.update(document.get("sourceCredentials") or {})
+    if args.source_kind:
+        settings["kind"] = args.source_kind
+    if args.source_url:
+        settings["baseUrl"] = args.source_url
+    settings.update(_pairs(args.source_setting, "--source-setting"))
+    credentials.update(_pairs(args.source_credential, "--source-credential"))
+    kind = settings.get("kind")
+    if kind not in API_KINDS:
+        raise ValueError(f"the source kind must be one of {', '.join(API_KINDS)} here, not {kind!r}")
+    settings.setdefault("secretName", f"coa-sync/{args.tenant}/{kind}")
+    try:
+        config = _SOURCE.validate_python(settings)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'source'}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"{kind} source settings: {problems}") from None
+    if not credentials:
+        raise ValueError(f"{kind} needs credentials: --source-credential KEY=VALUE or sourceCredentials in "
+                         "--source-config")
+    return config, credentials
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, equals, setting = value.partition("=")
+        if not equals or not key:
+            raise ValueError(f"{flag} takes KEY=VALUE, not {value!r}")
+        pairs[key] = setting
+    return pairs
+
+
+# -- the demo's accounting systems ---------------------------------------------------------
+
+
+@contextmanager
+def demo_source(kind: str, accounts_csv: str, pleo_seed: list[dict[str, Any]]) -> Iterator[
+        tuple[SourceConfig, dict[str, Any], list[dict[str, Any]]]]:
+    """An emulator of `kind` holding the sample chart: (source config, credentials, Pleo's seed to match it)."""
+    rows = list(csv.DictReader(io.StringIO(accounts_csv)))
+    active = [(row["externalId"], row["code"], row["name"], row["active"].strip().lower() == "true") for row in rows]
+    key = "demo-source-key"
+    if kind == "thredfi":
+        from coa_sync_local.emulators.thredfi import ThredfiEmulator
+
+        partner, business = "a1b2c3d4-5678-90ab-cdef-1234567890ab", "3c90c3cc-0d44-4b50-8888-8dd25736052a"
+        with ThredfiEmulator() as emulator:
+            emulator.add_partner(partner, key)
+            emulator.add_business(business, partner, accounts=[
+                {"id": ext, "code": code, "name": name, "is_active": on} for ext, code, name, on in active])
+            yield (_SOURCE.validate_python({"kind": "thredfi", "baseUrl": emulator.url, "businessId": business,
+                                            "secretName": "coa-sync/demo/thredfi"}),
+                   {"partnerUuid": partner, "apiKey": key}, pleo_seed)
+    elif kind == "dualentry":
+        from coa_sync_local.emulators.dualentry import DualEntryEmulator
+
+        with DualEntryEmulator() as emulator:
+            # DualEntry ids are integers: the sample's account ids become their numbers, and Pleo's seed follows.
+            emulator.add_organization(key, accounts=[
+                {"id": int(code), "number": int(code), "name": name, "is_active": on} for _, code, name, on in active])
+            seed = [{**a, "externalId": a["externalId"].removeprefix("ext-")} for a in pleo_seed]
+            yield (_SOURCE.validate_python({"kind": "dualentry", "baseUrl": emulator.url,
+                                            "secretName": "coa-sync/demo/dualentry"}), {"apiKey": key}, seed)
+    elif kind == "stackone":
+        from coa_sync_local.emulators.stackone import StackOneEmulator
+
+        with StackOneEmulator() as emulator:
+            emulator.add_linked_account("demo-linked-account", key, "demo-company", accounts=[
+                {"id": ext, "code": code, "name": name, "active": on} for ext, code, name, on in active])
+            yield (_SOURCE.validate_python({"kind": "stackone", "baseUrl": emulator.url, "accountId":
+                                            "demo-linked-account", "companyId": "demo-company",
+                                            "secretName": "coa-sync/demo/stackone"}), {"apiKey": key}, pleo_seed)
+    else:
+        raise ValueError(f"no demo for source {kind!r}; choose one of {', '.join(API_KINDS)}")
+
+
+__all__ = ["API_KINDS", "add_arguments", "demo_source", "source_from_args", "wants_api_source"]

@@ -1,0 +1,65 @@
+"""The command line with an accounting system as the source: flags, a tenant config file, the demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from coa_sync.observability import logger
+from coa_sync_local.cli import main
+
+from tests.as_systems import BUSINESS, PARTNER, SECRET_KEY, chart, dualentry, thredfi
+from tests.e2e.test_cli import coa_sync
+from tests.support import API_KEY, COMPANY
+
+
+@pytest.fixture(autouse=True)
+def _log_stream_outlives_capsys():
+    """The runner points its log handler at sys.stderr, which capsys closes after each test."""
+    yield
+    logger.registered_handler.stream = sys.__stderr__
+
+
+def test_sync_from_thredfi_with_flags_mirrors_its_active_chart(pleo):
+    rows = chart(12, inactive_every=4)
+    with thredfi(rows) as system:
+        result = coa_sync("sync", "--source-kind", "thredfi", "--source-url", system.emulator.url,
+                          "--source-setting", f"businessId={BUSINESS}", "--source-credential", f"partnerUuid={PARTNER}",
+                          "--source-credential", f"apiKey={SECRET_KEY}", "--pleo-url", pleo.url,
+                          "--company-id", COMPANY, "--pleo-api-key", API_KEY, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["planned"]["create"] == 9 and report["failed"] == [] and report["errors"] == []
+    assert sorted(a["externalId"] for a in pleo.accounts(COMPANY)) == sorted(
+        f"thr-{key}" for key, _, _, active in rows if active)
+    assert SECRET_KEY not in result.stdout + result.stderr
+
+
+def test_sync_from_a_tenant_config_file_with_a_wrong_key_is_exit_2_naming_the_system(pleo, tmp_path, capsys):
+    with dualentry(chart(3)) as system:
+        config = tmp_path / "tenant.json"
+        config.write_text(json.dumps({"source": {"kind": "dualentry", "baseUrl": system.emulator.url},
+                                      "sourceCredentials": {"apiKey": "not-the-key"}}))
+        code = main(["sync", "--source-config", str(config), "--pleo-url", pleo.url, "--company-id", COMPANY,
+                     "--pleo-api-key", API_KEY])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "dualentry: HTTP 403" in err and "API key authentication failed" in err
+    assert "not-the-key" not in out + err
+    assert pleo.accounts(COMPANY) == []
+
+
+def test_missing_source_settings_are_exit_2_before_anything_runs(capsys):
+    code = main(["sync", "--source-kind", "stackone", "--source-credential", "apiKey=k", "--pleo-url",
+                 "http://127.0.0.1:9", "--company-id", COMPANY, "--pleo-api-key", API_KEY])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "stackone source settings" in error and "accountId" in error and "companyId" in error
+
+
+def test_demo_with_an_accounting_system_source(capsys):
+    assert main(["demo", "--source", "stackone", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["planned"] == report["applied"] == {"create": 3, "update": 1, "unarchive": 1, "archive": 2,
+                                                      "noop": 1}
