@@ -9,7 +9,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-FUNCTIONS=(FetchFunction DiffFunction WriterFunction)
+FUNCTIONS=(FetchFunction DiffFunction WriterFunction WebhookFunction)
 LAYER=CoreLayer
 BUILD_DIR=.aws-sam/build
 # Lambda's limit for a function plus its layers, unzipped.

@@ -7,6 +7,8 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from coa_sync import wiring
+from coa_sync.adapters.ledger import Ledger
 from coa_sync.adapters.queues import ActionQueue
 from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.observability import logger, metrics, tracer
@@ -16,6 +18,8 @@ from coa_sync.settings import DiffSettings
 settings = DiffSettings()  # type: ignore[call-arg]  # read from the environment
 files = SnapshotStore(settings.snapshot_bucket)
 actions = ActionQueue(settings.actions_queue_url)
+ledger = Ledger(settings.tenants_table)
+finished = wiring.run_finisher(settings, files)
 
 
 @logger.inject_lambda_context
@@ -26,7 +30,7 @@ def handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
     runs = []
     for record in event.records:
         manifest, plan = diff_run(unquote_plus(record.s3.get_object.key), files=files, actions=actions,
-                                  guard=settings.archive_guard)
+                                  guard=settings.archive_guard, ledger=ledger, finished=finished)
         logger.set_correlation_id(manifest.run_id)
         counts = plan.counts()
         logger.info("plan made", extra={"tenant": manifest.tenant_id, "dryRun": manifest.dry_run,

@@ -10,6 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from coa_sync import wiring
+from coa_sync.adapters.ledger import Ledger, RunInProgressError
 from coa_sync.adapters.runs import LambdaRunStarter
 from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.adapters.tenants import TenantStore
@@ -21,6 +22,8 @@ from coa_sync.settings import FetchSettings
 settings = FetchSettings()  # type: ignore[call-arg]  # read from the environment
 files = SnapshotStore(settings.snapshot_bucket)
 tenants = TenantStore(settings.tenants_table)
+ledger = Ledger(settings.tenants_table)
+finished = wiring.run_finisher(settings, files)
 
 
 @logger.inject_lambda_context
@@ -34,13 +37,21 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric("RunsStarted", "Count", len(started))
         return {"started": started}
     request = RunRequest.model_validate(event)
-    manifest = fetch_run(
-        request,
-        tenants.get(request.tenant_id),
-        read_source=lambda source: wiring.source_snapshot(source, files),
-        read_pleo=lambda tenant: wiring.pleo_snapshot(settings, tenant, observe_pleo),
-        files=files,
-    )
+    try:
+        manifest = fetch_run(
+            request,
+            tenants.get(request.tenant_id),
+            read_source=lambda source: wiring.source_snapshot(source, files),
+            read_pleo=lambda tenant: wiring.pleo_snapshot(settings, tenant, observe_pleo),
+            files=files,
+            ledger=ledger,
+            finished=finished,
+        )
+    except RunInProgressError as busy:
+        # Not an error to retry: the tenant's running run covers this trigger too.
+        logger.info("run skipped: another is in progress", extra={"tenant": request.tenant_id, "running": busy.run_id})
+        metrics.add_metric("RunsSkipped", "Count", 1)
+        return {"tenantId": request.tenant_id, "skipped": True, "runningRunId": busy.run_id}
     logger.set_correlation_id(manifest.run_id)
     metrics.add_metric("SourceAccounts", "Count", manifest.source_accounts)
     metrics.add_metric("PleoAccounts", "Count", manifest.target_accounts)

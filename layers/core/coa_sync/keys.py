@@ -23,3 +23,7 @@ def plan_key(tenant_id: str, run_id: str) -> str:
 
 def manifest_key(tenant_id: str, run_id: str) -> str:
     return f"{run_prefix(tenant_id, run_id)}{MANIFEST}"
+
+
+def report_key(tenant_id: str, run_id: str) -> str:
+    return f"{run_prefix(tenant_id, run_id)}report.json"

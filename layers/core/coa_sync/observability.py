@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+# The template sets both; the defaults serve code that imports this before its environment exists.
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "coa-sync")
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CoaSync")
+
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
 
 
 def observe_pleo(endpoint: str, status: int, seconds: float) -> None:

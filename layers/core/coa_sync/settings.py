@@ -14,6 +14,9 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
     tenants_table: str = Field(min_length=1)
+    # Where each run's report lands and who hears that it ended.
+    snapshot_bucket: str = Field(min_length=3)
+    event_bus_name: str = Field(default="default", min_length=1)
 
 
 class PleoSettings(CommonSettings):
@@ -27,7 +30,7 @@ class PleoSettings(CommonSettings):
 
 
 class FetchSettings(PleoSettings):
-    snapshot_bucket: str = Field(min_length=3)
+    pass
 
 
 class ArchiveGuardSettings(BaseSettings):
@@ -40,10 +43,15 @@ class ArchiveGuardSettings(BaseSettings):
 
 
 class DiffSettings(CommonSettings):
-    snapshot_bucket: str = Field(min_length=3)
     actions_queue_url: str = Field(min_length=1)
     archive_guard: ArchiveGuardSettings = Field(default_factory=ArchiveGuardSettings)
 
 
 class WriterSettings(PleoSettings):
     dead_letter_queue_url: str = Field(min_length=1)
+    # The actions queue's maxReceiveCount: on a message's last delivery the writer dead-letters it itself.
+    max_receive_count: int | None = Field(default=None, ge=1)
+
+
+class WebhookSettings(CommonSettings):
+    fetch_function_name: str = Field(min_length=1)

@@ -11,6 +11,7 @@ from coa_sync import keys
 from coa_sync.diff import plan
 from coa_sync.guard import hold_mass_archive
 from coa_sync.models import ActionMessage, Manifest, Plan, SourceSnapshot, TargetSnapshot
+from coa_sync.pipeline import runs
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -29,13 +30,23 @@ class ArchiveGuard(Protocol):
     percent: float
 
 
-def diff_run(manifest_key: str, *, files: RunFiles, actions: Actions, guard: ArchiveGuard) -> tuple[Manifest, Plan]:
+def diff_run(
+    manifest_key: str,
+    *,
+    files: RunFiles,
+    actions: Actions,
+    guard: ArchiveGuard,
+    ledger: runs.RunLedger,
+    finished: runs.Finished,
+) -> tuple[Manifest, Plan]:
     manifest = files.get(manifest_key, Manifest)
     source = files.get(manifest.source_key, SourceSnapshot)
     target = files.get(manifest.target_key, TargetSnapshot)
     result = hold_mass_archive(plan(source, target), source, target,
                                min_archives=guard.min_archives, percent=guard.percent)
     files.put(keys.plan_key(manifest.tenant_id, manifest.run_id), result)
+    # Planned counts first: the writer closes the run by comparing what settled with them.
+    runs.planned(ledger, manifest.tenant_id, manifest.run_id, result, manifest.dry_run, finished)
     if not manifest.dry_run:
         actions.send(
             ActionMessage(tenant_id=manifest.tenant_id, run_id=manifest.run_id, action=action)

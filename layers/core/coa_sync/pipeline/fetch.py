@@ -18,6 +18,7 @@ from coa_sync.models import (
     Tenant,
     new_run_id,
 )
+from coa_sync.pipeline import runs
 
 
 class TenantNotFoundError(LookupError):
@@ -35,13 +36,20 @@ def fetch_run(
     read_source: Callable[[SourceConfig], SourceSnapshot],
     read_pleo: Callable[[Tenant], TargetSnapshot],
     files: RunFiles,
+    ledger: runs.RunLedger,
+    finished: runs.Finished,
 ) -> Manifest:
     if tenant is None or not tenant.enabled:
         raise TenantNotFoundError(f"no enabled tenant {request.tenant_id!r}")
-    run_id = request.run_id or new_run_id()
+    record = runs.start(ledger, request, request.run_id or new_run_id())
+    run_id = record.run_id
     # Read both sides before writing anything: a failed read leaves no half run behind.
-    source = read_source(tenant.source)
-    target = read_pleo(tenant)
+    try:
+        source = read_source(tenant.source)
+        target = read_pleo(tenant)
+    except Exception as exc:
+        runs.fail(ledger, record, f"{type(exc).__name__}: {exc}", finished)
+        raise
     manifest = Manifest(
         tenant_id=tenant.tenant_id,
         run_id=run_id,

@@ -56,6 +56,7 @@ class DeadLetters(Protocol):
 class Record:
     message_id: str
     body: str
+    receive_count: int = 1  # SQS's ApproximateReceiveCount: this is the message's n-th delivery
 
 
 @dataclass
@@ -63,6 +64,13 @@ class WriteReport:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     applied: Counter[str] = field(default_factory=Counter)
     dead: list[DeadLetter] = field(default_factory=list)
+    # Per (tenant, run): actions applied by kind, and "failed" for those sent to the DLQ.
+    runs: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
+    # Why each message left to retry could not be applied this time.
+    retry_reasons: dict[str, str] = field(default_factory=dict)
+
+    def count(self, message: ActionMessage, key: str) -> None:
+        self.runs.setdefault((message.tenant_id, message.run_id), Counter())[key] += 1
 
 
 class _TenantUnavailable(Exception):
@@ -89,6 +97,10 @@ class Writer:
     dead_letters: DeadLetters
     # Seconds left before the caller must stop (Lambda's remaining time less a margin).
     time_left: Callable[[], float] = lambda: float("inf")
+    # The queue's maxReceiveCount. A message still failing on its last delivery goes to the DLQ from here,
+    # with the reason, and counts as failed for its run: SQS's own redrive would move it there bare and
+    # uncounted, and its run would never finish (holding the tenant's run lock until it goes stale).
+    max_receive_count: int | None = None
     report: WriteReport = field(default_factory=WriteReport)
 
     def apply(self, records: Sequence[Record]) -> WriteReport:
@@ -102,7 +114,18 @@ class Writer:
                 by_tenant.setdefault(message.tenant_id, []).append((record, message))
         for tenant_id, items in by_tenant.items():
             self._apply_tenant(tenant_id, items)
+        self._give_up_on_last_deliveries([item for items in by_tenant.values() for item in items])
         return self.report
+
+    def _give_up_on_last_deliveries(self, items: list[tuple[Record, ActionMessage]]) -> None:
+        if self.max_receive_count is None:
+            return
+        for record, message in items:
+            if self.report.outcomes.get(record.message_id) == Outcome.RETRY \
+                    and record.receive_count >= self.max_receive_count:
+                problem = self.report.retry_reasons.get(record.message_id, "transient error")
+                reason = f"still failing after {record.receive_count} deliveries (transient errors): {problem}"
+                self._dead([record], DeadLetter(reasons=[reason], message=message))
 
     def _apply_tenant(self, tenant_id: str, items: list[tuple[Record, ActionMessage]]) -> None:
         try:
@@ -125,9 +148,10 @@ class Writer:
                 self._create(pleo, tenant.company_id, chunk)
             for group in puts:
                 self._put(pleo, group)
-        except _TenantUnavailable:
+        except _TenantUnavailable as exc:
+            problem = str(exc.__cause__ or exc)
             for group in [*creates, *puts]:
-                self._retry_unsettled(group)
+                self._retry_unsettled(group, problem)
         finally:
             pleo.close()
 
@@ -148,8 +172,8 @@ class Writer:
                 self._settle(group, Outcome.APPLIED)
                 continue
             reasons = result.failed.get(action.external_id)
-            if reasons is None:
-                self._settle(group, Outcome.RETRY)  # neither created nor failed: ask again later
+            if reasons is None:  # neither created nor failed: ask again later
+                self._retry_unsettled(group, "batch create: Pleo's answer names it neither created nor failed")
             elif reasons == [ALREADY_EXISTS]:
                 self._reconcile(pleo, company_id, group)
             else:
@@ -200,7 +224,9 @@ class Writer:
         for record, _ in group:
             self.report.outcomes[record.message_id] = outcome
         if outcome == Outcome.APPLIED:
-            self.report.applied[group[0][1].action.kind] += 1
+            message = group[0][1]
+            self.report.applied[message.action.kind] += 1
+            self.report.count(message, message.action.kind)
 
     def _settle_dead(self, group: list[tuple[Record, ActionMessage]], reasons: list[str]) -> None:
         self._dead([record for record, _ in group], DeadLetter(reasons=reasons, message=group[0][1]))
@@ -208,9 +234,12 @@ class Writer:
     def _dead(self, records: list[Record], letter: DeadLetter) -> None:
         self.dead_letters.send(letter)
         self.report.dead.append(letter)
+        if letter.message is not None:
+            self.report.count(letter.message, "failed")
         for record in records:
             self.report.outcomes[record.message_id] = Outcome.DEAD
 
-    def _retry_unsettled(self, group: list[tuple[Record, ActionMessage]]) -> None:
+    def _retry_unsettled(self, group: list[tuple[Record, ActionMessage]], problem: str) -> None:
         for record, _ in group:
-            self.report.outcomes.setdefault(record.message_id, Outcome.RETRY)
+            if self.report.outcomes.setdefault(record.message_id, Outcome.RETRY) == Outcome.RETRY:
+                self.report.retry_reasons.setdefault(record.message_id, problem)

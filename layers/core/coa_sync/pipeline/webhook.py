@@ -1,0 +1,99 @@
+"""Runs started and looked up over the signed webhook.
+
+Every answer to a caller who has not proven the tenant's secret is the same 401, whether
+the tenant exists or not, so the webhook never tells which tenants exist.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from coa_sync import signing
+from coa_sync.adapters.ledger import RunInProgressError
+from coa_sync.models import Model, RunRequest, Tenant, new_run_id
+from coa_sync.pipeline.runs import LOCK_TTL_SECONDS, RunLedger
+
+MAX_BODY_BYTES = 16 * 1024
+# A secret nobody knows: unknown tenants are checked against it, so they take as long to refuse.
+_NO_SECRET = secrets.token_hex(32)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+class StartOptions(Model):
+    dry_run: bool = False
+
+
+@dataclass
+class Webhook:
+    tenant: Callable[[str], Tenant | None]
+    secret: Callable[[str], str]  # secret name -> value
+    ledger: RunLedger
+    first_use: Callable[[str, str, int], bool]  # (tenant, signature, ttl) -> not seen before
+    start: Callable[[RunRequest], None]
+
+    def start_run(self, tenant_id: str, body: bytes, headers: Mapping[str, str], now: float) -> Answer:
+        if len(body) > MAX_BODY_BYTES:
+            return Answer(413, {"message": f"body over {MAX_BODY_BYTES} bytes"})
+        tenant = self._authenticated(tenant_id, body, headers, now)
+        if tenant is None:
+            return _unauthorized()
+        signature = headers.get(signing.SIGNATURE_HEADER, "")
+        if not self.first_use(tenant_id, signature, 2 * signing.TOLERANCE_SECONDS):
+            return Answer(409, {"message": "this signature was used before: sign each request afresh"})
+        if not tenant.enabled:
+            return Answer(404, {"message": "no such tenant"})
+        try:
+            options = StartOptions.model_validate_json(body or b"{}")
+        except ValidationError as exc:
+            return Answer(400, {"message": f"invalid body: {exc.errors()[0]['msg']}"})
+        run_id = new_run_id()
+        try:
+            self.ledger.acquire(tenant_id, run_id, LOCK_TTL_SECONDS)
+        except RunInProgressError as busy:
+            return Answer(409, {"message": "a run is in progress", "runId": busy.run_id})
+        try:
+            self.start(RunRequest(tenant_id=tenant_id, trigger="webhook", run_id=run_id, dry_run=options.dry_run))
+        except Exception:
+            self.ledger.release(tenant_id, run_id)
+            raise
+        return Answer(202, {"runId": run_id, "tenantId": tenant_id, "dryRun": options.dry_run})
+
+    def run_status(self, tenant_id: str, run_id: str, headers: Mapping[str, str], now: float) -> Answer:
+        if self._authenticated(tenant_id, b"", headers, now) is None:
+            return _unauthorized()
+        record = self.ledger.get(tenant_id, run_id)
+        if record is None:
+            return Answer(404, {"message": "no such run"})
+        return Answer(200, record.model_dump(mode="json"))
+
+    def _authenticated(self, tenant_id: str, body: bytes, headers: Mapping[str, str], now: float) -> Tenant | None:
+        try:
+            tenant = self.tenant(tenant_id)
+        except ValueError:
+            tenant = None
+        secret = _NO_SECRET
+        if tenant is not None and tenant.webhook_secret_name:
+            try:
+                secret = self.secret(tenant.webhook_secret_name)
+            except ValueError:  # the secret is missing or malformed: nobody can be let in
+                secret = _NO_SECRET
+        try:
+            signing.verify(secret, headers.get(signing.TIMESTAMP_HEADER), headers.get(signing.SIGNATURE_HEADER),
+                           body, now)
+        except signing.SignatureError:
+            return None
+        return tenant if secret != _NO_SECRET else None
+
+
+def _unauthorized() -> Answer:
+    return Answer(401, {"message": "missing, invalid or expired signature"})
