@@ -1,0 +1,393 @@
+"""Every function of template.yaml invoked with its events/ file, as `sam local invoke` would, without Docker.
+
+The stack's bucket, table and queues are made on moto from the template's own properties,
+and each handler runs in process with the environment the template declares (see
+tests/template_stack.py), against the Pleo emulator on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from coa_sync.models import ActionMessage, DeadLetter, Manifest, Plan, RunRequest, SourceSnapshot, TargetSnapshot
+from coa_sync_local.emulators.pleo import PleoEmulator
+from pydantic import ValidationError
+
+from tests.support import COMPANY, api_key_for
+from tests.template_stack import (
+    ROOT,
+    STACK_NAME,
+    Stack,
+    deployed,
+    functions,
+    load_event,
+    load_template,
+    settings_values,
+)
+
+TEMPLATE = load_template()
+OTHER_COMPANY = str(uuid.UUID(int=2))
+
+# acme's chart in its accounting system (accounts.csv) and in Pleo: one account of each fate.
+SOURCE_CSV = """externalId,code,name,active,taxCodeExternalId
+ext-1000,1000,Office Supplies,true,
+ext-2000,2000,Travel,true,
+ext-3000,3000,Software,true,
+ext-4000,4000,Marketing,true,
+ext-6000,6000,Old Rent,false,
+"""
+PLEO_ACCOUNTS = [
+    {"externalId": "ext-1000", "code": "1000", "name": "Office Supplies"},  # same: no action
+    {"externalId": "ext-2000", "code": "2000", "name": "Travel", "archived": True},  # unarchive
+    {"externalId": "ext-4000", "code": "4000", "name": "Advertising"},  # update (name)
+    {"externalId": "5000", "code": "5000", "name": "Entertainment"},  # not in the AS: archive
+]  # ext-3000 is only in the AS: create; ext-6000 is inactive in the AS and absent from Pleo: nothing
+PLANNED = {("create", "ext-3000"), ("unarchive", "ext-2000"), ("update", "ext-4000"), ("archive", "5000")}
+
+
+@pytest.fixture
+def stack(emulator: PleoEmulator) -> Iterator[Stack]:
+    # PLEO_BASE_URL is replaced only where a function declares it, as `sam local invoke --env-vars` does.
+    with deployed(TEMPLATE, overrides={"PLEO_BASE_URL": emulator.url}) as stack:
+        yield stack
+
+
+def register_tenant(stack: Stack, emulator: PleoEmulator, tenant_id: str, *, company_id: str = COMPANY,
+                    accounts: list[dict] = PLEO_ACCOUNTS, enabled: bool = True,
+                    tax_codes: list[str] | None = None, webhook_secret: str | None = None) -> None:
+    """A tenant set up as docs/deploy.md says: source file, secret(s), CONFIG item; and its Pleo company."""
+    emulator.add_company(company_id, api_keys=[api_key_for(company_id)], accounts=accounts, tax_codes=tax_codes)
+    bucket = stack.ref("SnapshotBucket")
+    secrets = boto3.client("secretsmanager")
+    item = {"pk": f"TENANT#{tenant_id}", "sk": "CONFIG", "tenantId": tenant_id, "companyId": company_id,
+            "pleoSecretName": f"{stack.parameters['SecretsPrefix']}{tenant_id}/pleo", "enabled": enabled,
+            "source": {"kind": "file", "uri": f"s3://{bucket}/sources/{tenant_id}/accounts.csv"}}
+    secrets.create_secret(Name=item["pleoSecretName"], SecretString=json.dumps({"apiKey": api_key_for(company_id)}))
+    if webhook_secret is not None:  # README "Starting a run"
+        item["webhookSecretName"] = f"{stack.parameters['SecretsPrefix']}{tenant_id}/webhook"
+        secrets.create_secret(Name=item["webhookSecretName"], SecretString=json.dumps({"secret": webhook_secret}))
+    boto3.client("s3").put_object(Bucket=bucket, Key=f"sources/{tenant_id}/accounts.csv", Body=SOURCE_CSV.encode())
+    boto3.resource("dynamodb").Table(stack.ref("TenantsTable")).put_item(Item=item)
+
+
+def read(stack: Stack, key: str) -> bytes:
+    body = boto3.client("s3").get_object(Bucket=stack.ref("SnapshotBucket"), Key=key)["Body"].read()
+    return gzip.decompress(body) if key.endswith(".gz") else body
+
+
+def run_keys(stack: Stack, tenant_id: str) -> list[str]:
+    listing = boto3.client("s3").list_objects_v2(Bucket=stack.ref("SnapshotBucket"), Prefix=f"runs/{tenant_id}/")
+    return sorted(item["Key"] for item in listing.get("Contents", []))
+
+
+def drain(queue_url: str) -> list[dict[str, Any]]:
+    """Every message on a queue (each received once, so none is seen twice)."""
+    sqs, messages = boto3.client("sqs"), []
+    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                       MessageAttributeNames=["All"]).get("Messages"):
+        messages.extend(batch)
+    return messages
+
+
+def attributes(message: dict[str, Any]) -> dict[str, str]:
+    return {name: value["StringValue"] for name, value in message.get("MessageAttributes", {}).items()}
+
+
+def triggers_diff(key: str) -> bool:
+    """Whether an object created at `key` matches DiffFunction's S3 event filter in the template."""
+    (event,) = [e for e in TEMPLATE["Resources"]["DiffFunction"]["Properties"]["Events"].values() if e["Type"] == "S3"]
+    rules = {rule["Name"]: rule["Value"] for rule in event["Properties"]["Filter"]["S3Key"]["Rules"]}
+    return key.startswith(rules.get("prefix", "")) and key.endswith(rules.get("suffix", ""))
+
+
+def fetch_acme(stack: Stack, event_file: str = "fetch-tenant.json") -> str:
+    """Run FetchFunction with an events/ file for tenant acme; returns the run id."""
+    result = stack.function("FetchFunction")(load_event(event_file))
+    assert result["tenantId"] == "acme"
+    return result["runId"]
+
+
+# --- the template's functions and events/env.json ------------------------------------------------
+
+
+def test_every_function_in_the_template_has_its_tests_here():
+    # A new function needs its own invocation test in this module.
+    assert set(functions(TEMPLATE)) == {"FetchFunction", "DiffFunction", "WriterFunction", "WebhookFunction"}
+
+
+def test_each_function_cold_starts_with_its_settings_read_from_its_declared_environment(stack):
+    # Undeclared settings variables are removed first: a variable the code needs but the
+    # template does not declare fails the cold start, with pydantic's message naming it.
+    for logical in functions(TEMPLATE):
+        function = stack.function(logical)
+        declared = stack.environment(logical)
+        read = {name: value for name, value in settings_values(function.module.settings).items() if name in declared}
+        assert "TENANTS_TABLE" in read, logical
+        assert {name: _text(value) for name, value in read.items()} == {name: declared[name] for name in read}
+        assert function.calls == []  # a cold start calls no AWS API
+
+
+def _text(value: Any) -> str:
+    """A setting as its variable would hold it: 10.0 read from "10" is "10"; pydantic adds a slash to a URL."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value) if isinstance(value, int | float) else str(value).rstrip("/")
+
+
+def test_the_checks_catch_an_undeclared_variable_and_a_missing_grant(emulator):
+    # Proof that the stand-in is not lenient: the same template, less one variable, then less one grant.
+    template = copy.deepcopy(TEMPLATE)
+    fetch = template["Resources"]["FetchFunction"]["Properties"]
+    with deployed(template, overrides={"PLEO_BASE_URL": emulator.url}) as stack:
+        register_tenant(stack, emulator, "acme")
+        bucket = fetch["Environment"]["Variables"].pop("SNAPSHOT_BUCKET")
+        with pytest.raises(ValidationError, match="snapshot_bucket"):
+            stack.function("FetchFunction")
+        fetch["Environment"]["Variables"]["SNAPSHOT_BUCKET"] = bucket
+        statements = fetch["Policies"][0]["Statement"]
+        statements[:] = [s for s in statements if s["Sid"] != "ReadSources"]
+        with pytest.raises(AssertionError, match=r"s3:GetObject.*sources/acme/accounts\.csv"):
+            stack.function("FetchFunction")(load_event("fetch-tenant.json"))
+
+
+def test_env_json_names_only_declared_variables_with_the_dev_stacks_values(stack):
+    # `sam local invoke --env-vars` silently ignores a variable the function does not declare.
+    env = json.loads((ROOT / "events" / "env.json").read_text())
+    local_only = {"PLEO_BASE_URL", "POWERTOOLS_LOG_LEVEL"}  # meant to differ from the deployed stack
+    declared = {logical: stack.environment(logical) for logical in functions(TEMPLATE)}
+    for name in env["Parameters"]:  # for every function
+        assert any(name in variables for variables in declared.values()), f"no function declares {name}"
+    for logical, variables in declared.items():
+        for name, value in {**env["Parameters"], **env.get(logical, {})}.items():
+            if name in env.get(logical, {}):
+                assert name in variables, f"events/env.json sets {name} for {logical}, which does not declare it"
+            if name in variables and name not in local_only:
+                assert value == variables[name], (logical, name)
+
+
+# --- FetchFunction -------------------------------------------------------------------------------
+
+
+def test_fetch_tenant_writes_both_snapshots_and_then_the_manifest(stack, emulator):
+    register_tenant(stack, emulator, "acme")
+    started = datetime.now(UTC)
+    run_id = fetch_acme(stack)
+
+    prefix = f"runs/acme/{run_id}/"
+    assert run_keys(stack, "acme") == [prefix + name for name in ("manifest.json", "source.json.gz", "target.json.gz")]
+    manifest = Manifest.model_validate_json(read(stack, prefix + "manifest.json"))
+    assert manifest.model_dump(exclude={"created_at"}) == {
+        "tenantId": "acme", "runId": run_id, "companyId": COMPANY, "trigger": "schedule", "dryRun": False,
+        "sourceKey": prefix + "source.json.gz", "targetKey": prefix + "target.json.gz",
+        "sourceAccounts": 5,  # every row read, the inactive one too: the diff keeps the active ones
+        "targetAccounts": 4,  # active and archived
+    }
+    assert started - timedelta(seconds=1) <= manifest.created_at <= datetime.now(UTC)
+
+    source = SourceSnapshot.model_validate_json(read(stack, manifest.source_key))
+    assert {a.external_id: (a.name, a.active) for a in source.accounts} == {
+        "ext-1000": ("Office Supplies", True), "ext-2000": ("Travel", True), "ext-3000": ("Software", True),
+        "ext-4000": ("Marketing", True), "ext-6000": ("Old Rent", False)}
+    target = TargetSnapshot.model_validate_json(read(stack, manifest.target_key))
+    assert {a.external_id: (a.name, a.archived) for a in target.accounts} == {
+        "ext-1000": ("Office Supplies", False), "ext-2000": ("Travel", True),
+        "ext-4000": ("Advertising", False), "5000": ("Entertainment", False)}
+    assert source.errors == [] and target.errors == []
+    # Only the manifest, written last, matches the S3 event that starts the diff.
+    assert [key for key in run_keys(stack, "acme") if triggers_diff(key)] == [prefix + "manifest.json"]
+
+
+def test_fetch_schedule_starts_one_run_per_enabled_tenant(stack, emulator):
+    # The scheduled event is the template's schedule Input.
+    schedule = next(e for e in TEMPLATE["Resources"]["FetchFunction"]["Properties"]["Events"].values()
+                    if e["Type"] == "ScheduleV2")
+    event = load_event("fetch-schedule.json")
+    assert event == json.loads(schedule["Properties"]["Input"])
+    register_tenant(stack, emulator, "acme")
+    register_tenant(stack, emulator, "beta", company_id=OTHER_COMPANY)
+    register_tenant(stack, emulator, "zeta", company_id=str(uuid.UUID(int=3)), enabled=False)
+
+    fetch = stack.function("FetchFunction")
+    assert fetch(event) == {"started": ["acme", "beta"]}
+
+    # moto's Lambda keeps no record of invocations (and runs no code without Docker), so the
+    # calls are read where boto3 made them; moto answered each one. What is covered: fetch
+    # invokes itself, by the name the template gives it and its policy allows (checked on
+    # every call), asynchronously, once per enabled tenant with a payload fetch accepts.
+    # Not covered: Lambda's async delivery and retries.
+    invokes = [call for call in fetch.calls if call.service == "lambda"]
+    assert [(c.operation, c.params["FunctionName"], c.params["InvocationType"], c.response["StatusCode"])
+            for c in invokes] == [("Invoke", f"{STACK_NAME}-fetch", "Event", 202)] * 2
+    requests = [RunRequest.model_validate_json(call.params["Payload"]) for call in invokes]
+    assert [(r.tenant_id, r.trigger, r.dry_run, r.run_id) for r in requests] == [
+        ("acme", "schedule", False, None), ("beta", "schedule", False, None)]
+    assert run_keys(stack, "acme") == []  # the fan-out itself fetches nothing
+
+    # Deliver the payloads as Lambda would: each one is a tenant's run.
+    for call in invokes:
+        fetch(json.loads(call.params["Payload"]))
+    assert [len(run_keys(stack, tenant)) for tenant in ("acme", "beta", "zeta")] == [3, 3, 0]
+
+
+# --- DiffFunction --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fetch_event", ["fetch-tenant.json", "fetch-tenant-dry-run.json"])
+def test_diff_writes_the_plan_and_queues_one_message_per_action(stack, emulator, fetch_event):
+    register_tenant(stack, emulator, "acme")
+    run_id = fetch_acme(stack, fetch_event)
+    dry_run = load_event(fetch_event).get("dryRun", False)
+    # The event file as on disk, but naming the run just written.
+    event = load_event("diff-s3-manifest.json")
+    event["Records"][0]["s3"]["bucket"]["name"] = stack.ref("SnapshotBucket")
+    event["Records"][0]["s3"]["object"]["key"] = f"runs/acme/{run_id}/manifest.json"
+
+    result = stack.function("DiffFunction")(event)
+
+    assert result == {"runs": [{"tenantId": "acme", "runId": run_id,
+                                "planned": {"create": 1, "update": 1, "unarchive": 1, "archive": 1, "noop": 1}}]}
+    plan = Plan.model_validate_json(read(stack, f"runs/acme/{run_id}/plan.json.gz"))
+    assert {(str(a.kind), a.external_id) for a in plan.actions} == PLANNED
+    assert plan.noop == 1 and plan.errors == [] and plan.held == []
+
+    messages = drain(stack.ref("ActionsQueue"))
+    if dry_run:  # the plan is the whole output of a dry run
+        assert messages == []
+        return
+    bodies = [ActionMessage.model_validate_json(m["Body"]) for m in messages]
+    assert sorted(b.model_dump_json() for b in bodies) == sorted(
+        ActionMessage(tenant_id="acme", run_id=run_id, action=a).model_dump_json() for a in plan.actions)
+    assert sorted(attributes(m)["action"] for m in messages) == sorted(kind for kind, _ in PLANNED)
+    assert {(attributes(m)["tenantId"], attributes(m)["runId"]) for m in messages} == {("acme", run_id)}
+    assert drain(stack.ref("ActionsDeadLetterQueue")) == []
+
+
+# --- WriterFunction ------------------------------------------------------------------------------
+
+# Pleo as the writer event expects it: ext-4000 to rename, ext-9999 to archive; ext-3000 is created.
+WRITER_SEED = [{"externalId": "ext-4000", "code": "4000", "name": "Travel"},
+               {"externalId": "ext-9999", "code": "9999", "name": "Suspense (old)"}]
+
+
+def writer_event(emulator: PleoEmulator) -> dict[str, Any]:
+    """events/writer-sqs-actions.json with its fixed accountIds replaced by the emulator's ids."""
+    ids = {a["externalId"]: a["id"] for a in emulator.accounts(COMPANY)}
+    event = load_event("writer-sqs-actions.json")
+    for record in event["Records"]:
+        body = json.loads(record["body"])
+        if body["action"]["accountId"] is not None:
+            body["action"]["accountId"] = ids[body["action"]["externalId"]]
+        record["body"] = json.dumps(body, separators=(",", ":"))
+    return event
+
+
+def pleo_state(emulator: PleoEmulator) -> dict[str, tuple]:
+    return {a["externalId"]: (a["name"], a["code"], a["taxCodeExternalId"], a["archived"])
+            for a in emulator.accounts(COMPANY)}
+
+
+def test_writer_applies_the_events_create_update_and_archive(stack, emulator):
+    register_tenant(stack, emulator, "acme", accounts=WRITER_SEED)
+
+    response = stack.function("WriterFunction")(writer_event(emulator))
+
+    assert response == {"batchItemFailures": []}
+    assert pleo_state(emulator) == {
+        "ext-4000": ("Travel & Meals", "4000", "VAT-25", False),
+        "ext-9999": ("Suspense (old)", "9999", None, True),
+        "ext-3000": ("Software", "3000", None, False),
+    }
+    assert emulator.calls == {"batch_create": 1, "put": 2}
+    assert drain(stack.ref("ActionsDeadLetterQueue")) == []
+
+
+def test_writer_sends_what_pleo_rejects_to_the_dlq_with_reasons(stack, emulator):
+    # The company knows only VAT25: the update's taxCodeExternalId "VAT-25" is refused.
+    register_tenant(stack, emulator, "acme", accounts=WRITER_SEED, tax_codes=["VAT25"])
+    event = writer_event(emulator)
+
+    response = stack.function("WriterFunction")(event)
+
+    assert response == {"batchItemFailures": []}  # settled for good: not retried from the actions queue
+    (letter,) = drain(stack.ref("ActionsDeadLetterQueue"))
+    dead = DeadLetter.model_validate_json(letter["Body"])
+    assert dead.reasons == ["taxCodeExternalId: tax code does not exist"]
+    assert dead.message == ActionMessage.model_validate_json(event["Records"][1]["body"])
+    assert attributes(letter) == {"tenantId": "acme", "runId": "20261123T120000Z-0a1b2c3d", "action": "update"}
+    assert pleo_state(emulator) == {  # the other two went through
+        "ext-4000": ("Travel", "4000", None, False),
+        "ext-9999": ("Suspense (old)", "9999", None, True),
+        "ext-3000": ("Software", "3000", None, False),
+    }
+
+
+def test_writer_returns_every_record_for_retry_while_pleo_is_down(stack, emulator):
+    register_tenant(stack, emulator, "acme", accounts=WRITER_SEED)
+    event = writer_event(emulator)
+    emulator.inject("error", count=100, status=503)
+    before = pleo_state(emulator)
+
+    # Only with ReportBatchItemFailures does SQS read the response below instead of deleting the whole batch.
+    mapping = TEMPLATE["Resources"]["WriterFunction"]["Properties"]["Events"]["Actions"]["Properties"]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # The template leaves PLEO_MAX_ATTEMPTS at its default (5, with backoff); one attempt keeps this fast.
+    writer = stack.function("WriterFunction", extra_env={"PLEO_MAX_ATTEMPTS": "1"})
+    response = writer(event)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"]]}
+    assert emulator.responses[503] >= 1 and not emulator.calls  # nothing reached Pleo's logic
+    assert pleo_state(emulator) == before
+    assert drain(stack.ref("ActionsDeadLetterQueue")) == []
+
+
+# --- WebhookFunction -----------------------------------------------------------------------------
+
+WEBHOOK_SECRET = "acme-webhook-secret-0123456789"
+
+
+def signed(event: dict[str, Any], secret: str) -> dict[str, Any]:
+    """The Function URL event with its two signature headers made now, as README "Starting a run" says."""
+    event = copy.deepcopy(event)
+    timestamp = str(int(time.time()))
+    digest = hmac.new(secret.encode(), f"{timestamp}.{event['body']}".encode(), hashlib.sha256).hexdigest()
+    event["headers"].update({"x-coa-sync-timestamp": timestamp, "x-coa-sync-signature": f"v1={digest}"})
+    return event
+
+
+def test_webhook_starts_a_signed_run_once_and_fetch_takes_it_over(stack, emulator):
+    register_tenant(stack, emulator, "acme", webhook_secret=WEBHOOK_SECRET)
+    on_disk = load_event("webhook-start-run.json")
+    webhook = stack.function("WebhookFunction")
+
+    # As on disk, its placeholder signature gets the 401 any unsigned call gets, and starts nothing.
+    assert webhook(on_disk)["statusCode"] == 401
+    assert [call for call in webhook.calls if call.service == "lambda"] == []
+
+    event = signed(on_disk, WEBHOOK_SECRET)
+    response = webhook(event)
+    assert response["statusCode"] == 202
+    answer = json.loads(response["body"])
+    assert answer == {"runId": answer["runId"], "tenantId": "acme", "dryRun": True}  # the event's body asks a dry run
+    (invoke,) = [call for call in webhook.calls if call.service == "lambda"]
+    assert (invoke.params["FunctionName"], invoke.params["InvocationType"]) == (stack.ref("FetchFunction"), "Event")
+    request = RunRequest.model_validate_json(invoke.params["Payload"])
+    assert (request.tenant_id, request.trigger, request.run_id, request.dry_run) == ("acme", "webhook",
+                                                                                       answer["runId"], True)
+    assert webhook(event)["statusCode"] == 409  # the same signed request again is a replay
+
+    # Lambda delivers the invoke: fetch runs under the run id the webhook answered with.
+    fetched = stack.function("FetchFunction")(json.loads(invoke.params["Payload"]))
+    assert fetched == {"tenantId": "acme", "runId": answer["runId"]}
+    manifest = Manifest.model_validate_json(read(stack, f"runs/acme/{answer['runId']}/manifest.json"))
+    assert (manifest.trigger, manifest.dry_run) == ("webhook", True)
