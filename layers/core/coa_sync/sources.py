@@ -74,7 +74,8 @@ def _csv_rows(text: str, name: str) -> list[tuple[str, dict[str, Any]]]:
             start = reader.line_num + 1
         return rows
     except csv.Error as exc:
-        raise SourceFormatError(f"{name}:{reader.line_num}: malformed CSV: {exc}") from None
+        # DictReader.line_num only moves on after a good row; the underlying reader knows where it stopped.
+        raise SourceFormatError(f"{name}:{reader.reader.line_num}: malformed CSV: {exc}") from None
 
 
 def _width(row: dict[str | None, Any]) -> int:
@@ -102,7 +103,7 @@ def _json_rows(text: str, name: str) -> list[tuple[str, dict[str, Any]]]:
 
 def _parse_row(row: dict[str, Any], location: str, errors: list[ItemError]) -> SourceAccount | None:
     external_id = row.get("externalId")
-    external_id = str(external_id) if isinstance(external_id, str | int) and external_id != "" else None
+    external_id = _printable(str(external_id)) if isinstance(external_id, str | int) and external_id != "" else None
     if "__shape__" in row:
         errors.append(ItemError(location=location, message=f"row {row['__shape__']}"))
         return None
@@ -117,9 +118,19 @@ def _parse_row(row: dict[str, Any], location: str, errors: list[ItemError]) -> S
     return SourceAccount.model_validate(parsed.model_dump())
 
 
+def _printable(text: str) -> str:
+    """The text, with any lone surrogate (a JSON file may escape one: "\\ud800") spelled as an escape.
+
+    Such a string cannot be written as UTF-8: left in an error it would make the snapshot unwritable.
+    """
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _describe(problem: Any) -> str:
     if problem["type"] == "missing":
         return "is missing"
+    if problem["type"] == "string_unicode":
+        return "is not valid unicode text (it holds a lone surrogate)"
     if problem["type"] in ("string_too_short", "string_pattern_mismatch"):
         return "is empty" if problem.get("input") == "" else "is blank"
     return str(problem["msg"])
