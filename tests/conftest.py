@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 import pytest
-from coa_sync.models import SourceConfig, Tenant
+from coa_sync.models import FileSource, SourceConfig, Tenant
 from coa_sync_local.emulators.pleo import PleoEmulator
 from coa_sync_local.runner import LocalRunner, RunnerOptions
 
@@ -29,7 +29,7 @@ def pleo(emulator: PleoEmulator) -> PleoEmulator:
 
 @pytest.fixture
 def make_runner(emulator: PleoEmulator) -> Iterator[Callable[..., LocalRunner]]:
-    """The test's runner on moto, with one more tenant whose source is the given file.
+    """The test's runner on moto, with one more tenant whose source is the given file or source config.
 
     One moto world per test: the first call starts the runner with its options, later calls
     add tenants to it. The tenant's company is added to the emulator with its key
@@ -37,7 +37,8 @@ def make_runner(emulator: PleoEmulator) -> Iterator[Callable[..., LocalRunner]]:
     """
     runners: list[LocalRunner] = []
 
-    def make(source: str, *, tenant_id: str = "acme", company_id: str = COMPANY, **options) -> LocalRunner:
+    def make(source: str | SourceConfig, *, tenant_id: str = "acme", company_id: str = COMPANY,
+             source_credentials: dict | None = None, **options) -> LocalRunner:
         with contextlib.suppress(ValueError):  # already added by the test, with its accounts
             emulator.add_company(company_id, api_keys=[api_key_for(company_id)])
         if not runners:
@@ -48,8 +49,9 @@ def make_runner(emulator: PleoEmulator) -> Iterator[Callable[..., LocalRunner]]:
         runner = runners[0]
         runner.add_tenant(
             Tenant(tenant_id=tenant_id, company_id=company_id, pleo_secret_name=f"coa-sync/{tenant_id}/pleo",
-                   source=SourceConfig(uri=source)),
+                   source=FileSource(uri=source) if isinstance(source, str) else source),
             {"apiKey": api_key_for(company_id)},
+            source_credentials,
         )
         return runner
 

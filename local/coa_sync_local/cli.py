@@ -13,12 +13,15 @@ import json
 import sys
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 from coa_sync.adapters.pleo import PleoError, PleoRequestError
-from coa_sync.models import SourceConfig, Tenant
+from coa_sync.connectors import ConnectorError, ConnectorRequestError
+from coa_sync.models import FileSource, SourceConfig, Tenant
 from coa_sync.sources import SourceFormatError, read_source
 
+from coa_sync_local import source_options
 from coa_sync_local.render import plan_table, result_text
 from coa_sync_local.runner import LocalRunner, RunnerOptions, RunResult
 
@@ -53,11 +56,15 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run a full sync against a built-in Pleo emulator with sample data")
     demo.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    demo.add_argument("--source", choices=source_options.API_KINDS, default=None,
+                      help="read the sample chart from a built-in emulator of this accounting system "
+                           "(default: the sample CSV file)")
     demo.set_defaults(command=_demo)
 
     sync = commands.add_parser("sync", help="sync a chart of accounts file into Pleo (or a Pleo emulator)")
-    sync.add_argument("--source", required=True, type=Path, metavar="FILE",
-                      help="CSV or JSON with externalId,code,name,active[,taxCodeExternalId]")
+    sync.add_argument("--source", type=Path, metavar="FILE",
+                      help="CSV or JSON with externalId,code,name,active[,taxCodeExternalId] "
+                           "(for --source-kind file, the default)")
     sync.add_argument("--pleo-url", required=True, metavar="URL", help="Pleo API base URL")
     sync.add_argument("--company-id", required=True, metavar="ID", help="Pleo companyId")
     auth = sync.add_mutually_exclusive_group(required=True)
@@ -66,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--tenant", default="local", help="tenant id used for this run's files (default: local)")
     sync.add_argument("--dry-run", action="store_true", help="write and print the plan; change nothing")
     sync.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    source_options.add_arguments(sync)
     sync.set_defaults(command=_sync)
 
     commands.add_parser("emulator", help="serve the Pleo API emulator on 127.0.0.1 (see: coa-sync emulator --help)")
@@ -74,6 +82,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def _sync(args: argparse.Namespace) -> int:
     credentials = {"apiKey": args.pleo_api_key} if args.pleo_api_key else {"accessToken": args.pleo_token}
+    if source_options.wants_api_source(args):
+        if args.source:
+            raise UsageError("give --source FILE for a file, or --source-kind/--source-config, not both")
+        try:
+            source, source_credentials = source_options.source_from_args(args)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        return _run(source, args.pleo_url, args.company_id, credentials, args.tenant, dry_run=args.dry_run,
+                    as_json=args.json, source_credentials=source_credentials)
+    if args.source is None:
+        raise UsageError("--source FILE is required (or --source-kind thredfi|dualentry|stackone)")
     _check_source(args.source)
     return _run(args.source.resolve(), args.pleo_url, args.company_id, credentials, args.tenant,
                 dry_run=args.dry_run, as_json=args.json)
@@ -85,12 +104,18 @@ def _demo(args: argparse.Namespace) -> int:
     samples = importlib.resources.files("coa_sync_local") / "samples"
     api_key = f"demo-{uuid.uuid4().hex}"
     started = time.monotonic()
-    with PleoEmulator() as pleo:
-        pleo.add_company(DEMO_COMPANY, api_keys=[api_key],
-                         accounts=json.loads((samples / "pleo-accounts.json").read_text()))
+    pleo_seed = json.loads((samples / "pleo-accounts.json").read_text())
+    with PleoEmulator() as pleo, ExitStack() as stack:
+        source: Path | SourceConfig = Path(str(samples / "accounts.csv"))
+        source_credentials = None
+        if args.source:
+            source, source_credentials, pleo_seed = stack.enter_context(
+                source_options.demo_source(args.source, (samples / "accounts.csv").read_text(), pleo_seed))
+            _progress(f"{args.source} emulator serving at {source.base_url}")  # type: ignore[union-attr]
+        pleo.add_company(DEMO_COMPANY, api_keys=[api_key], accounts=pleo_seed)
         _progress(f"Pleo emulator serving at {pleo.url}")
-        source = Path(str(samples / "accounts.csv"))
-        code = _run(source, pleo.url, DEMO_COMPANY, {"apiKey": api_key}, "demo", dry_run=False, as_json=args.json)
+        code = _run(source, pleo.url, DEMO_COMPANY, {"apiKey": api_key}, "demo", dry_run=False, as_json=args.json,
+                    source_credentials=source_credentials)
         if not args.json:
             print("\nPleo now holds (active):")
             for account in pleo.accounts(DEMO_COMPANY):
@@ -110,14 +135,14 @@ def _check_source(path: Path) -> None:
         raise UsageError(str(exc)) from None
 
 
-def _run(source: Path, pleo_url: str, company_id: str, credentials: dict[str, str], tenant_id: str,
-         *, dry_run: bool, as_json: bool) -> int:
+def _run(source: Path | SourceConfig, pleo_url: str, company_id: str, credentials: dict[str, str], tenant_id: str,
+         *, dry_run: bool, as_json: bool, source_credentials: dict[str, str] | None = None) -> int:
     if not pleo_url.startswith(("http://", "https://")):
         raise UsageError(f"--pleo-url must be an http(s) URL, not {pleo_url!r}")
     tenant = Tenant(tenant_id=tenant_id, company_id=company_id, pleo_secret_name=f"coa-sync/{tenant_id}/pleo",
-                    source=SourceConfig(uri=str(source)))
+                    source=FileSource(uri=str(source)) if isinstance(source, Path) else source)
     with LocalRunner(RunnerOptions(pleo_url=pleo_url), progress=_progress) as runner:
-        runner.add_tenant(tenant, credentials)
+        runner.add_tenant(tenant, credentials, source_credentials)
         try:
             result = runner.run(tenant_id, dry_run=dry_run)
         except PleoRequestError as exc:
@@ -125,6 +150,11 @@ def _run(source: Path, pleo_url: str, company_id: str, credentials: dict[str, st
                 from None
         except PleoError as exc:
             raise UsageError(f"Pleo at {pleo_url} could not be read: {exc}") from None
+        except ConnectorRequestError as exc:
+            raise UsageError(f"the accounting system refused the request ({exc}); check its URL, settings and "
+                             "credentials") from None
+        except ConnectorError as exc:
+            raise UsageError(f"the accounting system could not be read: {exc}") from None
     _print(result, as_json)
     incomplete = result.failed or result.plan.errors or result.plan.held or result.pending
     return EXIT_FAILED if incomplete else EXIT_OK

@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, redirect_stdout
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities import parameters
 from coa_sync.adapters import aws
+from coa_sync.adapters.ledger import Ledger, RunInProgressError
 from coa_sync.adapters.pleo import API_CALLS
 from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.adapters.tenants import TenantStore
@@ -38,13 +39,15 @@ from coa_sync.models import (
     Manifest,
     Plan,
     PlanCounts,
+    RunRecord,
     RunRequest,
     Tenant,
 )
-from coa_sync.observability import logger
+from coa_sync.observability import NAMESPACE, SERVICE, logger, metrics
 from moto import mock_aws
 
 from coa_sync_local import moto_speedups
+from coa_sync_local.environ import environment as _environment
 
 REGION = "eu-west-1"
 BUCKET = "coa-sync-snapshots-local"
@@ -53,6 +56,7 @@ ACTIONS_QUEUE = "coa-sync-actions"
 DEAD_LETTER_QUEUE = "coa-sync-actions-dlq"
 S3_EVENTS_QUEUE = "coa-sync-s3-events"
 SQS_RECEIVE_MAX = 10
+DLQ_READ_SECONDS = 300  # long enough to page through the whole DLQ once
 
 
 @dataclass
@@ -66,6 +70,7 @@ class FailedItem:
 class RunResult:
     manifest: Manifest
     plan: Plan
+    record: RunRecord
     applied: PlanCounts
     failed: list[FailedItem]
     pending: int
@@ -80,6 +85,7 @@ class RunResult:
         return {
             "run_id": self.run_id,
             "tenant_id": self.manifest.tenant_id,
+            "status": self.record.status,
             "dry_run": self.manifest.dry_run,
             "planned": self.plan.counts().model_dump(),
             "applied": self.applied.model_dump(),
@@ -197,8 +203,9 @@ class LocalRunner:
             "PLEO_RATE_LIMIT_PER_MINUTE": str(self.options.rate_limit_per_minute),
             "PLEO_RATE_WINDOW_SECONDS": str(self.options.rate_window_seconds),
             "PLEO_MAX_ATTEMPTS": str(self.options.pleo_max_attempts),
-            "POWERTOOLS_SERVICE_NAME": "coa-sync",
-            "POWERTOOLS_METRICS_NAMESPACE": "CoaSync",
+            "MAX_RECEIVE_COUNT": str(self.options.max_receive_count),
+            "POWERTOOLS_SERVICE_NAME": SERVICE,
+            "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
             "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
@@ -208,10 +215,14 @@ class LocalRunner:
         attributes = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
         return attributes["Attributes"]["QueueArn"]
 
-    def add_tenant(self, tenant: Tenant, credentials: dict[str, str]) -> None:
-        """Register a tenant and keep its Pleo credentials in (moto's) Secrets Manager."""
-        boto3.client("secretsmanager", region_name=REGION).create_secret(
-            Name=tenant.pleo_secret_name, SecretString=json.dumps(credentials))
+    def add_tenant(self, tenant: Tenant, credentials: dict[str, str],
+                   source_credentials: dict[str, str] | None = None) -> None:
+        """Register a tenant and keep its Pleo (and accounting-system) credentials in (moto's) Secrets Manager."""
+        secrets = boto3.client("secretsmanager", region_name=REGION)
+        secrets.create_secret(Name=tenant.pleo_secret_name, SecretString=json.dumps(credentials))
+        if source_credentials is not None:
+            secrets.create_secret(Name=tenant.source.secret_name,  # type: ignore[union-attr]  # API sources only
+                                  SecretString=json.dumps(source_credentials))
         TenantStore(TABLE).put(tenant)
 
     # -- one run ---------------------------------------------------------------------------
@@ -222,9 +233,11 @@ class LocalRunner:
         handlers = {name: _load_handler(name) for name in ("fetch", "diff", "writer")}
         self.progress(f"fetch: reading the source and Pleo for tenant {tenant_id}")
         request = RunRequest(tenant_id=tenant_id, trigger=trigger, dry_run=dry_run)  # type: ignore[arg-type]
-        fetched = handlers["fetch"].handler(request.model_dump(), LambdaContext("coa-sync-fetch"))
+        fetched = _invoke(handlers["fetch"], request.model_dump(), LambdaContext("coa-sync-fetch"))
+        if fetched.get("skipped"):
+            raise RunInProgressError(tenant_id, fetched.get("runningRunId") or "unknown")
         for event in self._drain_events():
-            handlers["diff"].handler(event, LambdaContext("coa-sync-diff"))
+            _invoke(handlers["diff"], event, LambdaContext("coa-sync-diff"))
         files = SnapshotStore(BUCKET)
         manifest_key = f"runs/{tenant_id}/{fetched['runId']}/manifest.json"
         manifest = files.get(manifest_key, Manifest)
@@ -232,10 +245,13 @@ class LocalRunner:
         self.progress(f"diff: {_describe(plan.counts())}")
         pending = 0 if dry_run else self._drain_actions(handlers["writer"], len(plan.actions))
         failed = self._failures(manifest.run_id)
+        record = Ledger(TABLE).get(tenant_id, manifest.run_id)
+        assert record is not None, "fetch records every run it starts"
         return RunResult(
             manifest=manifest,
             plan=plan,
-            applied=_applied(plan, failed, pending),
+            record=record,
+            applied=record.applied.model_copy(update={"noop": plan.noop}),
             failed=failed,
             pending=pending,
             api_calls=dict(API_CALLS),
@@ -267,7 +283,7 @@ class LocalRunner:
                 continue
             event = {"Records": [_sqs_record(message, arn) for message in batch]}
             context = LambdaContext("coa-sync-writer", timeout_seconds=self.options.writer_timeout_seconds)
-            response = writer.handler(event, context)
+            response = _invoke(writer, event, context)
             retry = {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
             for message in batch:
                 if message["MessageId"] in retry:
@@ -305,18 +321,24 @@ class LocalRunner:
         return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
     def dead_letters(self) -> list[DeadLetter]:
-        """Everything in the DLQ, left there (read with a zero visibility timeout)."""
+        """Everything in the DLQ, left there.
+
+        Each message read stays hidden until the whole queue has been paged through, then is
+        made visible again: read with a zero visibility timeout, SQS may hand back the same
+        first ten every time, and the rest would never be seen.
+        """
         letters: list[DeadLetter] = []
-        seen: set[str] = set()
-        while True:
-            messages = self.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=SQS_RECEIVE_MAX,
-                                                VisibilityTimeout=0).get("Messages", [])
-            fresh = [m for m in messages if m["MessageId"] not in seen]
-            if not fresh:
-                return letters
-            for message in fresh:
-                seen.add(message["MessageId"])
+        handles: list[str] = []
+        while messages := self.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=SQS_RECEIVE_MAX,
+                                                   VisibilityTimeout=DLQ_READ_SECONDS).get("Messages", []):
+            for message in messages:
                 letters.append(_dead_letter(message["Body"]))
+                handles.append(message["ReceiptHandle"])
+        for start in range(0, len(handles), SQS_RECEIVE_MAX):
+            self.sqs.change_message_visibility_batch(QueueUrl=self.dlq_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                for i, handle in enumerate(handles[start:start + SQS_RECEIVE_MAX])])
+        return letters
 
     def _failures(self, run_id: str) -> list[FailedItem]:
         return [
@@ -343,17 +365,6 @@ def _dead_letter(body: str) -> DeadLetter:
         return DeadLetter(reasons=["unreadable message"], body=body)
 
 
-def _applied(plan: Plan, failed: list[FailedItem], pending: int) -> PlanCounts:
-    if pending:
-        return PlanCounts()  # unknown while messages are still in flight
-    counts = plan.counts().model_dump()
-    for item in failed:
-        if item.action in counts:
-            counts[item.action] -= 1
-    counts["noop"] = plan.noop
-    return PlanCounts(**counts)
-
-
 def _describe(counts: PlanCounts) -> str:
     return ", ".join(f"{value} {name}" for name, value in counts.model_dump().items())
 
@@ -377,6 +388,17 @@ def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
     }
 
 
+def _invoke(module: Any, event: dict[str, Any], context: LambdaContext) -> Any:
+    """Call a handler as Lambda does: what it prints goes to the log stream (stderr here, so stdout keeps
+    only results: Powertools prints a metrics blob every 100 values, even with metrics disabled), and
+    its metrics end with the invocation (disabled, Powertools never clears them and they pile up)."""
+    try:
+        with redirect_stdout(sys.stderr):
+            return module.handler(event, context)
+    finally:
+        metrics.clear_metrics()
+
+
 def _load_handler(name: str) -> ModuleType:
     """A cold start: the function's app.py loaded afresh, reading the current environment."""
     path = importlib.resources.files("coa_sync_functions") / name / "app.py"
@@ -391,20 +413,6 @@ def _forget_cached_clients() -> None:
     aws.reset()
     parameters.clear_caches()
     parameters.base.DEFAULT_PROVIDERS.clear()
-
-
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 __all__ = ["ActionKind", "FailedItem", "LambdaContext", "LocalRunner", "RunResult", "RunnerOptions"]

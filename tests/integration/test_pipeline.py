@@ -43,9 +43,12 @@ def test_seed_scenario_then_a_second_run_plans_nothing(emulator, make_runner, tm
                             "ext-3000": ("3000", "Software", None), "ext-4000": ("4000", "Marketing", None)}
     assert sorted(external_ids(emulator)) == ["5000", "ext-1000", "ext-2000", "ext-3000", "ext-4000"]
 
+    assert (first.record.status, first.record.failed) == ("completed", 0)
+
     second = runner.run("acme")
     assert second.plan.actions == [] and second.plan.noop == 4
     assert second.api_calls == {"search": 1}
+    assert second.record.status == "completed" and second.record.ended_at is not None
 
 
 def test_run_files_are_compressed_json_under_the_run_prefix(emulator, make_runner, tmp_path):
@@ -53,7 +56,8 @@ def test_run_files_are_compressed_json_under_the_run_prefix(emulator, make_runne
     result = runner.run("acme")
     keys = sorted(o["Key"] for o in runner.s3.list_objects_v2(Bucket="coa-sync-snapshots-local")["Contents"])
     prefix = f"runs/acme/{result.run_id}/"
-    assert keys == [prefix + name for name in ("manifest.json", "plan.json.gz", "source.json.gz", "target.json.gz")]
+    assert keys == [prefix + name for name in ("manifest.json", "plan.json.gz", "report.json", "source.json.gz",
+                                               "target.json.gz")]
     plan_object = runner.s3.get_object(Bucket="coa-sync-snapshots-local", Key=prefix + "plan.json.gz")
     assert plan_object["ContentEncoding"] == "gzip"
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, StringConstraints, Tag
 from pydantic.alias_generators import to_camel
 
 # Pleo's documented limits: externalId 1..255, name and code at most 255 characters.
@@ -87,7 +87,7 @@ class ItemError(Model):
 
 
 class SourceSnapshot(Model):
-    """The AS's active accounts, plus the items that could not be read.
+    """The AS's accounts as read (the diff syncs the active ones), plus the items that could not be read.
 
     Errors that name an externalId hold that account back from any action: a row we
     could not read must never make its Pleo twin look orphaned and get archived.
@@ -152,11 +152,58 @@ class Plan(Model):
 TenantId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
-class SourceConfig(Model):
-    """Where a tenant's chart of accounts comes from."""
+class FileSource(Model):
+    """A chart of accounts file (CSV or JSON), on S3 or, for the local runner, on disk."""
 
     kind: Literal["file"] = "file"
     uri: str = Field(min_length=1)  # s3://bucket/key, or a local path for the local runner
+
+
+class ApiSource(Model):
+    """What every accounting-system API source has: where it is and the secret to reach it with."""
+
+    base_url: str = Field(min_length=1, pattern=r"^https?://")
+    # Secrets Manager name of the connector's credentials; the value is never stored here.
+    secret_name: str = Field(min_length=1)
+    rate_limit_per_minute: int = Field(default=60, ge=1, le=6000)
+
+
+class ThredfiSource(ApiSource):
+    kind: Literal["thredfi"]
+    base_url: str = Field(default="https://backend.thredfi.com", min_length=1, pattern=r"^https?://")
+    business_id: str = Field(pattern=r"^[0-9a-f-]+$")
+    # Which Thredfi field is Pleo's externalId: the account's own uuid (default), or its external_id.
+    external_id_from: Literal["id", "external_id"] = "id"
+
+
+class DualEntrySource(ApiSource):
+    kind: Literal["dualentry"]
+    base_url: str = Field(default="https://api.dualentry.com", min_length=1, pattern=r"^https?://")
+
+
+class StackOneSource(ApiSource):
+    kind: Literal["stackone"]
+    base_url: str = Field(default="https://api.stackone.com", min_length=1, pattern=r"^https?://")
+    account_id: str = Field(min_length=1)  # the x-account-id header: one linked accounting system
+    company_id: str = Field(min_length=1)  # StackOne's accounting company id
+
+
+def _source_kind(value: object) -> str:
+    # Tenant items written before there was more than one kind carry {"uri": ...} only.
+    if isinstance(value, dict):
+        return str(value.get("kind", "file"))
+    return str(getattr(value, "kind", "file"))
+
+
+# Where a tenant's chart of accounts comes from, told apart by `kind`.
+SourceConfig = Annotated[
+    Annotated[FileSource, Tag("file")]
+    | Annotated[ThredfiSource, Tag("thredfi")]
+    | Annotated[DualEntrySource, Tag("dualentry")]
+    | Annotated[StackOneSource, Tag("stackone")],
+    Discriminator(_source_kind),
+]
+SOURCE_KINDS = ("file", "thredfi", "dualentry", "stackone")
 
 
 class Tenant(Model):
@@ -168,6 +215,8 @@ class Tenant(Model):
     pleo_secret_name: str = Field(min_length=1)
     source: SourceConfig
     enabled: bool = True
+    # Secrets Manager name of {"secret": ...} signing this tenant's webhook calls; none: no webhook.
+    webhook_secret_name: str | None = None
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -218,3 +267,23 @@ class DeadLetter(Model):
     message: ActionMessage | None = None
     body: str | None = None  # the raw body, when it could not be read as a message
     failed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+RunStatus = Literal["fetching", "applying", "needs_approval", "completed", "failed"]
+
+
+class RunRecord(Model):
+    """One run in the ledger: what started it, where it is, what it planned and did."""
+
+    tenant_id: TenantId
+    run_id: str
+    trigger: Trigger
+    dry_run: bool = False
+    status: RunStatus
+    started_at: datetime
+    ended_at: datetime | None = None
+    planned: PlanCounts = Field(default_factory=PlanCounts)
+    applied: PlanCounts = Field(default_factory=PlanCounts)
+    failed: int = 0
+    held: int = 0
+    error: str | None = None

@@ -6,16 +6,16 @@ Handlers and the local runner both get their services here, so they run the same
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from urllib.parse import urlparse
+from contextlib import closing
 
+from coa_sync import connectors, keys
+from coa_sync.adapters.events import RunEvents
 from coa_sync.adapters.pleo import PleoClient
 from coa_sync.adapters.secrets import pleo_credentials
 from coa_sync.adapters.snapshots import SnapshotStore
-from coa_sync.models import SourceConfig, SourceSnapshot, TargetSnapshot, Tenant
+from coa_sync.models import RunRecord, SourceConfig, SourceSnapshot, TargetSnapshot, Tenant
 from coa_sync.ratelimit import limiter_for
-from coa_sync.settings import PleoSettings
-from coa_sync.sources import read_source
+from coa_sync.settings import CommonSettings, PleoSettings
 
 Observer = Callable[[str, int, float], None]
 
@@ -37,9 +37,17 @@ def pleo_snapshot(settings: PleoSettings, tenant: Tenant, observe: Observer | No
 
 
 def source_snapshot(config: SourceConfig, store: SnapshotStore) -> SourceSnapshot:
-    location = urlparse(config.uri)
-    if location.scheme == "s3":
-        key = location.path.lstrip("/")
-        return read_source(store.read_bytes(key, bucket=location.netloc), Path(key).name)
-    path = Path(config.uri)
-    return read_source(path.read_bytes(), path.name)
+    """The tenant's chart from whichever system its source config names (see coa_sync.connectors)."""
+    with closing(connectors.source_for(config, connectors.ConnectorDeps(files=store))) as source:
+        return source.read_accounts()
+
+
+def run_finisher(settings: CommonSettings, files: SnapshotStore) -> Callable[[RunRecord], None]:
+    """What happens when a run ends: its report goes to S3, SyncRunCompleted to EventBridge."""
+    events = RunEvents(settings.event_bus_name)
+
+    def finished(record: RunRecord) -> None:
+        files.put(keys.report_key(record.tenant_id, record.run_id), record)
+        events.completed(record)
+
+    return finished

@@ -1,6 +1,8 @@
-"""Pleo credentials from Secrets Manager, through Powertools' cached parameters utility."""
+"""Pleo and connector credentials from Secrets Manager, through Powertools' cached parameters utility."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
 from pydantic import ValidationError
@@ -14,13 +16,18 @@ class SecretError(ValueError):
     """The secret is missing or does not hold Pleo credentials (its value is never shown)."""
 
 
-def pleo_credentials(secret_name: str) -> PleoCredentials:
+def secret_json(secret_name: str) -> Any:
+    """A secret's decoded JSON value (cached for CACHE_SECONDS); errors name the secret, never its value."""
     try:
-        value = parameters.get_secret(secret_name, transform="json", max_age=CACHE_SECONDS)
+        return parameters.get_secret(secret_name, transform="json", max_age=CACHE_SECONDS)
     except parameters.exceptions.GetParameterError as exc:
         raise SecretError(f"secret {secret_name!r} could not be read: {type(exc.__cause__ or exc).__name__}") from None
     except parameters.exceptions.TransformParameterError:
         raise SecretError(f"secret {secret_name!r} is not JSON") from None
+
+
+def pleo_credentials(secret_name: str) -> PleoCredentials:
+    value = secret_json(secret_name)
     try:
         credentials = PleoCredentials.model_validate(value)
     except ValidationError:
@@ -28,3 +35,10 @@ def pleo_credentials(secret_name: str) -> PleoCredentials:
     if credentials.api_key is None and credentials.access_token is None:
         raise SecretError(f"secret {secret_name!r} must be an object with apiKey or accessToken")
     return credentials
+
+
+def webhook_secret(secret_name: str) -> str:
+    value = secret_json(secret_name)
+    if not isinstance(value, dict) or not isinstance(value.get("secret"), str) or len(value["secret"]) < 16:
+        raise SecretError(f"secret {secret_name!r} must be an object with a 'secret' of at least 16 characters")
+    return value["secret"]
