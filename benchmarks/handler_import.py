@@ -22,6 +22,7 @@ ENVIRONMENT = {
     "ACTIONS_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/coa-sync-actions",
     "DEAD_LETTER_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/coa-sync-actions-dlq",
     "PLEO_BASE_URL": "https://external.staging.pleo.io",
+    "FETCH_FUNCTION_NAME": "coa-sync-fetch",
     "POWERTOOLS_SERVICE_NAME": "coa-sync",
     "POWERTOOLS_TRACE_DISABLED": "true",
 }
@@ -44,7 +45,7 @@ def measure(function: str, repeats: int = 7) -> list[float]:
 
 def main() -> None:
     print(f"{'handler':<10} {'median ms':>10} {'best ms':>10}")
-    for function in ("fetch", "diff", "writer"):
+    for function in ("fetch", "diff", "writer", "webhook"):
         times = measure(function)
         print(f"{function:<10} {statistics.median(times):>10.0f} {min(times):>10.0f}")
 
