@@ -7,6 +7,16 @@ from pathlib import Path
 COMPANY = "12abc3d4-e567-890e-1234-abc56e78fabc"
 API_KEY = "pls_test_key_0123456789"
 
+# Pleo's "How to Sync Accounts" scenario: the AS chart (externalId, code, name, active) and Pleo's.
+SEED_SOURCE = [("ext-1000", "1000", "Office Supplies", True), ("ext-2000", "2000", "Travel", True),
+               ("ext-3000", "3000", "Software", True), ("ext-4000", "4000", "Marketing", True)]
+SEED_PLEO = [
+    {"externalId": "5000", "code": "5000", "name": "Entertainment", "archived": False},
+    {"externalId": "ext-4000", "code": "4000", "name": "Advertising", "archived": False},
+    {"externalId": "ext-2000", "code": "2000", "name": "Travel", "archived": True},
+    {"externalId": "ext-1000", "code": "1000", "name": "Office Supplies", "archived": False},
+]
+
 
 def api_key_for(company_id: str) -> str:
     """The emulator ties each credential to one company."""

@@ -8,16 +8,7 @@ import sys
 
 import pytest
 
-from tests.support import API_KEY, COMPANY, write_csv
-
-SEED_SOURCE = [("ext-1000", "1000", "Office Supplies", True), ("ext-2000", "2000", "Travel", True),
-               ("ext-3000", "3000", "Software", True), ("ext-4000", "4000", "Marketing", True)]
-SEED_PLEO = [
-    {"externalId": "5000", "code": "5000", "name": "Entertainment", "archived": False},
-    {"externalId": "ext-4000", "code": "4000", "name": "Advertising", "archived": False},
-    {"externalId": "ext-2000", "code": "2000", "name": "Travel", "archived": True},
-    {"externalId": "ext-1000", "code": "1000", "name": "Office Supplies", "archived": False},
-]
+from tests.support import API_KEY, COMPANY, SEED_PLEO, SEED_SOURCE, write_csv
 
 
 def coa_sync(*args: str) -> subprocess.CompletedProcess[str]:
