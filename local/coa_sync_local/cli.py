@@ -62,22 +62,31 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(command=_demo)
 
     sync = commands.add_parser("sync", help="sync a chart of accounts file into Pleo (or a Pleo emulator)")
-    sync.add_argument("--source", type=Path, metavar="FILE",
-                      help="CSV or JSON with externalId,code,name,active[,taxCodeExternalId] "
-                           "(for --source-kind file, the default)")
-    sync.add_argument("--pleo-url", required=True, metavar="URL", help="Pleo API base URL")
-    sync.add_argument("--company-id", required=True, metavar="ID", help="Pleo companyId")
-    auth = sync.add_mutually_exclusive_group(required=True)
-    auth.add_argument("--pleo-api-key", metavar="KEY", help="Pleo API key (HTTP basic user, empty password)")
-    auth.add_argument("--pleo-token", metavar="TOKEN", help="Pleo OAuth 2.0 access token")
-    sync.add_argument("--tenant", default="local", help="tenant id used for this run's files (default: local)")
+    _add_run_arguments(sync)
     sync.add_argument("--dry-run", action="store_true", help="write and print the plan; change nothing")
-    sync.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    source_options.add_arguments(sync)
     sync.set_defaults(command=_sync)
+
+    plan = commands.add_parser("plan", help="show what a sync would do (creates, updates before -> after, "
+                                             "archives) and change nothing")
+    _add_run_arguments(plan)
+    plan.set_defaults(command=_sync, dry_run=True)
 
     commands.add_parser("emulator", help="serve the Pleo API emulator on 127.0.0.1 (see: coa-sync emulator --help)")
     return parser
+
+
+def _add_run_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--source", type=Path, metavar="FILE",
+                         help="CSV or JSON with externalId,code,name,active[,taxCodeExternalId] "
+                              "(for --source-kind file, the default)")
+    command.add_argument("--pleo-url", required=True, metavar="URL", help="Pleo API base URL")
+    command.add_argument("--company-id", required=True, metavar="ID", help="Pleo companyId")
+    auth = command.add_mutually_exclusive_group(required=True)
+    auth.add_argument("--pleo-api-key", metavar="KEY", help="Pleo API key (HTTP basic user, empty password)")
+    auth.add_argument("--pleo-token", metavar="TOKEN", help="Pleo OAuth 2.0 access token")
+    command.add_argument("--tenant", default="local", help="tenant id used for this run's files (default: local)")
+    command.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    source_options.add_arguments(command)
 
 
 def _sync(args: argparse.Namespace) -> int:

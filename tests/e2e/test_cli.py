@@ -116,3 +116,13 @@ def test_demo_runs_the_sample_sync_and_exits_0():
     assert result.returncode == 0, result.stderr
     assert "Plan: 3 to create, 1 to unarchive, 1 to update, 2 to archive, 1 unchanged." in result.stdout
     assert "applied 3 create, 1 unarchive, 1 update, 2 archive" in result.stdout
+
+
+def test_plan_shows_changes_before_and_after_and_changes_nothing(seeded, tmp_path):
+    before = seeded.accounts(COMPANY)
+    result = coa_sync("plan", "--source", write_csv(tmp_path / "chart.csv", SEED_SOURCE), "--pleo-url", seeded.url,
+                      "--company-id", COMPANY, "--pleo-api-key", API_KEY)
+    assert result.returncode == 0, result.stderr
+    assert "~  update     ext-4000" in result.stdout and "name: 'Advertising' -> 'Marketing'" in result.stdout
+    assert "-  archive    5000" in result.stdout and "nothing was changed in Pleo" in result.stdout
+    assert seeded.accounts(COMPANY) == before
