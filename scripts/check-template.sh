@@ -70,6 +70,10 @@ bad=$(local_only "$site/coa_sync")
 bad=$(find "$site" -maxdepth 1 \( -name coa_sync_local -o -name 'coa_sync_local-*' -o -name moto -o -name 'moto-*' \) -print)
 [[ -z "$bad" ]] || fail "$LAYER ships local-only packages:"$'\n'"$bad"
 echo "ok  $LAYER: python/coa_sync, no coa_sync_local, tests or moto"
+# Lambda's /opt is read-only: without bytecode in the layer every cold start compiles it.
+[[ -n "$(find "$site/coa_sync" -name '*.cpython-312.pyc' -print -quit)" ]] \
+    || fail "$LAYER ships no Python 3.12 bytecode (see layers/core/Makefile)"
+echo "ok  $LAYER: precompiled for Python 3.12"
 # The tracer's aws-xray-sdk pulls in botocore, which shadows the runtime's; the layer ships
 # boto3 too (layers/core/requirements.txt) so the pair always matches.
 for pkg in boto3 botocore; do
