@@ -10,7 +10,7 @@ import random
 import time
 
 import pytest
-from coa_sync.adapters import pleo as pleo_adapter
+from coa_sync.adapters import http as retries
 from coa_sync.adapters.pleo import PleoResponseError, PleoTransientError
 from coa_sync.models import ActionKind
 from coa_sync_local.emulators.pleo import ApiError
@@ -23,7 +23,7 @@ RUN_FILES = ("manifest.json", "plan.json.gz", "source.json.gz", "target.json.gz"
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch):
-    monkeypatch.setattr(pleo_adapter, "_backoff", lambda attempt: random.uniform(0, 0.01))
+    monkeypatch.setattr(retries, "backoff", lambda attempt: random.uniform(0, 0.01))
 
 
 def active(emulator) -> dict[str, tuple]:

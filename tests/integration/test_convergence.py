@@ -41,7 +41,7 @@ from typing import Any
 
 import httpx._transports.default
 import pytest
-from coa_sync.adapters import pleo as pleo_adapter
+from coa_sync.adapters import http as retries
 from coa_sync.adapters.pleo import PleoError
 from coa_sync.models import ActionMessage, DeadLetter, FileSource, Tenant
 from coa_sync_local import runner as runner_module
@@ -193,7 +193,7 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     # Time-scaled retries: a retried request waits at most 10 ms instead of up to seconds.
-    monkeypatch.setattr(pleo_adapter, "_backoff", lambda attempt: random.uniform(0, 0.01))
+    monkeypatch.setattr(retries, "backoff", lambda attempt: random.uniform(0, 0.01))
     # Every Pleo client builds an SSL context (about 90 ms) it never uses on http://127.0.0.1: build one.
     context = ssl.create_default_context()
     monkeypatch.setattr(httpx._transports.default, "create_ssl_context", lambda **_: context)

@@ -32,6 +32,12 @@ def retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+def wait_before_retry(response: httpx.Response, attempt: int) -> float:
+    """What the server asked for (Retry-After: 0 means now), else our own backoff."""
+    asked = retry_after(response)
+    return backoff(attempt) if asked is None else asked
+
+
 def is_transient(status: int) -> bool:
     """429 and 5xx may succeed later; every other error answer will not."""
     return status == 429 or status >= 500

@@ -16,9 +16,8 @@ from typing import Any
 import httpx
 from pydantic import SecretStr, ValidationError
 
-from coa_sync.adapters.http import backoff as _backoff
-from coa_sync.adapters.http import error_message
-from coa_sync.adapters.http import retry_after as _retry_after
+from coa_sync.adapters import http as retries
+from coa_sync.adapters.http import error_message, is_transient
 from coa_sync.models import AccountFields, ItemError, Model, PleoAccount, TargetSnapshot
 from coa_sync.ratelimit import SlidingWindowLimiter
 
@@ -208,13 +207,12 @@ class PleoClient:
                 response = self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:  # timeouts, refused and dropped connections
                 self._observe(kind, 0, time.monotonic() - started)
-                problem, wait = type(exc).__name__, _backoff(attempt)
+                problem, wait = type(exc).__name__, retries.backoff(attempt)
             else:
                 self._observe(kind, response.status_code, time.monotonic() - started)
-                if response.status_code == 429 or response.status_code >= 500:
+                if is_transient(response.status_code):
                     problem = f"HTTP {response.status_code}"
-                    asked = _retry_after(response)  # 0 is an answer: "now"
-                    wait = _backoff(attempt) if asked is None else asked
+                    wait = retries.wait_before_retry(response, attempt)
                 elif response.is_error:
                     raise PleoRequestError(response.status_code, _message(response))
                 else:

@@ -16,7 +16,8 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from coa_sync.adapters.http import backoff, is_transient, retry_after
+from coa_sync.adapters import http as retries
+from coa_sync.adapters.http import is_transient
 from coa_sync.models import Action, ActionKind, ItemError, SourceSnapshot
 from coa_sync.ratelimit import SlidingWindowLimiter
 
@@ -146,11 +147,11 @@ class RetryingHttp:
             try:
                 response = self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:  # timeouts, refused and dropped connections
-                problem, wait = type(exc).__name__, backoff(attempt)
+                problem, wait = type(exc).__name__, retries.backoff(attempt)
             else:
                 if is_transient(response.status_code):
                     problem = f"HTTP {response.status_code}"
-                    wait = retry_after(response) or backoff(attempt)
+                    wait = retries.wait_before_retry(response, attempt)
                 elif response.is_error:
                     raise ConnectorRequestError(self.system, response.status_code, self._describe(response),
                                                 _body(response))
