@@ -42,9 +42,7 @@ def start(ledger: RunLedger, request: RunRequest, run_id: str) -> RunRecord:
 
 
 def fail(ledger: RunLedger, record: RunRecord, error: str, finished: Finished) -> None:
-    if ledger.close(record, "failed", _now().isoformat(), error=error):
-        ledger.release(record.tenant_id, record.run_id)
-        finished(record.model_copy(update={"status": "failed", "error": error, "ended_at": _now()}))
+    _close(ledger, record, finished, "failed", error)
 
 
 def planned(ledger: RunLedger, tenant_id: str, run_id: str, plan: Plan, dry_run: bool, finished: Finished) -> RunRecord:
@@ -55,7 +53,7 @@ def planned(ledger: RunLedger, tenant_id: str, run_id: str, plan: Plan, dry_run:
     record = record.model_copy(update={"planned": plan.counts(), "held": len(plan.held), "status": status})
     ledger.planned(record)
     if dry_run or not plan.actions:
-        _close(ledger, record, finished)
+        _close(ledger, record, finished, _finished_status(record))
     return record
 
 
@@ -68,16 +66,20 @@ def progress(ledger: RunLedger, counts: dict[tuple[str, str], Counter[str]], fin
             continue  # not in the ledger (a message from before it, or a hand-made event)
         settled = sum(getattr(record.applied, kind) for kind in ACTION_KINDS) + record.failed
         if settled >= sum(getattr(record.planned, kind) for kind in ACTION_KINDS):
-            _close(ledger, record, finished)
+            _close(ledger, record, finished, _finished_status(record))
 
 
-def _close(ledger: RunLedger, record: RunRecord, finished: Finished) -> None:
+def _finished_status(record: RunRecord) -> str:
     # A run whose archives are held stays needs_approval after the rest is applied.
-    status = "needs_approval" if record.held else "completed"
+    return "needs_approval" if record.held else "completed"
+
+
+def _close(ledger: RunLedger, record: RunRecord, finished: Finished, status: str, error: str | None = None) -> None:
+    """Close the run once: only the caller that closes it releases the lock and announces it."""
     ended = _now()
-    if ledger.close(record, status, ended.isoformat()):
+    if ledger.close(record, status, ended.isoformat(), error=error):
         ledger.release(record.tenant_id, record.run_id)
-        finished(record.model_copy(update={"status": status, "ended_at": ended}))
+        finished(record.model_copy(update={"status": status, "error": error, "ended_at": ended}))
 
 
 def _now() -> datetime:
