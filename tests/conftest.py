@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from coa_sync.models import FileSource, SourceConfig, Tenant
 from coa_sync_local.emulators.pleo import PleoEmulator
 from coa_sync_local.runner import LocalRunner, RunnerOptions
+from coa_sync_local.state import STATE_DIR_ENV
 
 from tests.support import API_KEY, COMPANY, api_key_for
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path, monkeypatch) -> Path:
+    """Each test's own local state (commands keep runs there), never the user's."""
+    directory = tmp_path / "coa-sync-state"
+    monkeypatch.setenv(STATE_DIR_ENV, str(directory))
+    return directory
 
 
 @pytest.fixture

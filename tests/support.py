@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 COMPANY = "12abc3d4-e567-890e-1234-abc56e78fabc"
@@ -30,3 +32,14 @@ def write_csv(path: Path, rows: list[tuple]) -> str:
         lines.append(f"{external_id},{code},{name},{str(active).lower()},{tax[0] if tax else ''}")
     path.write_text("\n".join(lines) + "\n")
     return str(path)
+
+
+def coa_sync(*args: str) -> subprocess.CompletedProcess[str]:
+    """The command line as a user runs it, in its own process."""
+    return subprocess.run([sys.executable, "-m", "coa_sync_local.cli", *args], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def sync(emulator, source, *extra: str, key: str = API_KEY) -> subprocess.CompletedProcess[str]:
+    return coa_sync("sync", "--source", str(source), "--pleo-url", emulator.url, "--company-id", COMPANY,
+                    "--pleo-api-key", key, *extra)

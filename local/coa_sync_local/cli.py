@@ -18,12 +18,14 @@ from pathlib import Path
 
 from coa_sync.adapters.pleo import PleoError, PleoRequestError
 from coa_sync.connectors import ConnectorError, ConnectorRequestError
-from coa_sync.models import FileSource, SourceConfig, Tenant
+from coa_sync.models import ArchiveGuard, FileSource, SourceConfig, Tenant
 from coa_sync.sources import SourceFormatError, read_source
+from pydantic import ValidationError
 
-from coa_sync_local import source_options
+from coa_sync_local import control_cli, source_options
 from coa_sync_local.render import plan_table, result_text
 from coa_sync_local.runner import LocalRunner, RunnerOptions, RunResult
+from coa_sync_local.state import LocalState, StateBusyError, default_directory
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 DEMO_COMPANY = "12abc3d4-e567-890e-1234-abc56e78fabc"
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.command(args)
-    except UsageError as exc:
+    except (UsageError, StateBusyError) as exc:
         print(f"coa-sync: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
@@ -59,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--source", choices=source_options.API_KINDS, default=None,
                       help="read the sample chart from a built-in emulator of this accounting system "
                            "(default: the sample CSV file)")
+    _add_state_argument(demo)
     demo.set_defaults(command=_demo)
 
     sync = commands.add_parser("sync", help="sync a chart of accounts file into Pleo (or a Pleo emulator)")
@@ -71,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_arguments(plan)
     plan.set_defaults(command=_sync, dry_run=True)
 
+    control_cli.add_commands(commands)
     commands.add_parser("emulator", help="serve the Pleo API emulator on 127.0.0.1 (see: coa-sync emulator --help)")
     return parser
 
@@ -86,7 +90,18 @@ def _add_run_arguments(command: argparse.ArgumentParser) -> None:
     auth.add_argument("--pleo-token", metavar="TOKEN", help="Pleo OAuth 2.0 access token")
     command.add_argument("--tenant", default="local", help="tenant id used for this run's files (default: local)")
     command.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _add_state_argument(command)
+    guard = command.add_argument_group("mass-archive guard: hold archives back past max(MIN, PERCENT% of Pleo's "
+                                       "active accounts)")
+    guard.add_argument("--archive-guard-min", type=int, metavar="MIN", help="default 10")
+    guard.add_argument("--archive-guard-percent", type=float, metavar="PERCENT", help="default 10")
     source_options.add_arguments(command)
+
+
+def _add_state_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--state-dir", type=Path, default=None,
+                         help="where runs are kept for coa-sync runs/show/diff/approve/dlq "
+                              f"(default: $COA_SYNC_STATE_DIR or {default_directory()})")
 
 
 def _sync(args: argparse.Namespace) -> int:
@@ -99,12 +114,23 @@ def _sync(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         return _run(source, args.pleo_url, args.company_id, credentials, args.tenant, dry_run=args.dry_run,
-                    as_json=args.json, source_credentials=source_credentials)
+                    as_json=args.json, state_dir=args.state_dir, archive_guard=_archive_guard(args),
+                    source_credentials=source_credentials)
     if args.source is None:
         raise UsageError("--source FILE is required (or --source-kind thredfi|dualentry|stackone)")
     _check_source(args.source)
     return _run(args.source.resolve(), args.pleo_url, args.company_id, credentials, args.tenant,
-                dry_run=args.dry_run, as_json=args.json)
+                dry_run=args.dry_run, as_json=args.json, state_dir=args.state_dir, archive_guard=_archive_guard(args))
+
+
+def _archive_guard(args: argparse.Namespace) -> ArchiveGuard | None:
+    given = {"min_archives": args.archive_guard_min, "percent": args.archive_guard_percent}
+    if all(value is None for value in given.values()):
+        return None
+    try:
+        return ArchiveGuard(**{name: value for name, value in given.items() if value is not None})
+    except ValidationError as exc:
+        raise UsageError(f"--archive-guard-min/--archive-guard-percent: {exc.errors()[0]['msg']}") from None
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -124,7 +150,7 @@ def _demo(args: argparse.Namespace) -> int:
         pleo.add_company(DEMO_COMPANY, api_keys=[api_key], accounts=pleo_seed)
         _progress(f"Pleo emulator serving at {pleo.url}")
         code = _run(source, pleo.url, DEMO_COMPANY, {"apiKey": api_key}, "demo", dry_run=False, as_json=args.json,
-                    source_credentials=source_credentials)
+                    state_dir=args.state_dir, source_credentials=source_credentials)
         if not args.json:
             print("\nPleo now holds (active):")
             for account in pleo.accounts(DEMO_COMPANY):
@@ -145,12 +171,15 @@ def _check_source(path: Path) -> None:
 
 
 def _run(source: Path | SourceConfig, pleo_url: str, company_id: str, credentials: dict[str, str], tenant_id: str,
-         *, dry_run: bool, as_json: bool, source_credentials: dict[str, str] | None = None) -> int:
+         *, dry_run: bool, as_json: bool, state_dir: Path | None, archive_guard: ArchiveGuard | None = None,
+         source_credentials: dict[str, str] | None = None) -> int:
     if not pleo_url.startswith(("http://", "https://")):
         raise UsageError(f"--pleo-url must be an http(s) URL, not {pleo_url!r}")
     tenant = Tenant(tenant_id=tenant_id, company_id=company_id, pleo_secret_name=f"coa-sync/{tenant_id}/pleo",
-                    source=FileSource(uri=str(source)) if isinstance(source, Path) else source)
-    with LocalRunner(RunnerOptions(pleo_url=pleo_url), progress=_progress) as runner:
+                    source=FileSource(uri=str(source)) if isinstance(source, Path) else source,
+                    archive_guard=archive_guard)
+    with LocalState(state_dir or default_directory()) as state, \
+            LocalRunner(RunnerOptions(pleo_url=pleo_url), progress=_progress, state=state) as runner:
         runner.add_tenant(tenant, credentials, source_credentials)
         try:
             result = runner.run(tenant_id, dry_run=dry_run)

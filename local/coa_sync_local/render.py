@@ -19,7 +19,7 @@ def plan_table(plan: Plan) -> str:
     counts = plan.counts()
     summary = (f"Plan: {counts.create} to create, {counts.unarchive} to unarchive, {counts.update} to update, "
                f"{counts.archive} to archive, {counts.noop} unchanged.")
-    lines = [_table(rows)] if len(rows) > 1 else ["No changes: Pleo already matches the source."]
+    lines = [table(rows)] if len(rows) > 1 else ["No changes: Pleo already matches the source."]
     lines.append(summary)
     if plan.held:
         lines.append(f"Mass-archive guard: {plan.held_reason}. Held back:")
@@ -65,8 +65,9 @@ def _field_change(name: str, before: AccountFields, after: AccountFields) -> str
     return f"{label}: {getattr(before, name)!r} -> {getattr(after, name)!r}"
 
 
-def _table(rows: list[tuple[str, ...]]) -> str:
-    widths = [min(40, max(len(row[i]) for row in rows)) for i in range(len(rows[0]))]
+def table(rows: list[tuple[str, ...]], widest: int = 40) -> str:
+    """Left-aligned columns; a cell longer than `widest` is cut short with an ellipsis."""
+    widths = [min(widest, max(len(row[i]) for row in rows)) for i in range(len(rows[0]))]
     out = []
     for row in rows:
         cells = [cell if len(cell) <= widths[i] else cell[: widths[i] - 1] + "…" for i, cell in enumerate(row)]

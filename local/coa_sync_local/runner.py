@@ -26,15 +26,17 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.utilities import parameters
+from coa_sync import wiring
 from coa_sync.adapters import aws
+from coa_sync.adapters.events import RunEvents
 from coa_sync.adapters.ledger import Ledger, RunInProgressError
 from coa_sync.adapters.pleo import API_CALLS
+from coa_sync.adapters.queues import DeadLetterQueue
 from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.adapters.tenants import TenantStore
 from coa_sync.keys import plan_key
 from coa_sync.models import (
     ActionKind,
-    ActionMessage,
     DeadLetter,
     Manifest,
     Plan,
@@ -44,10 +46,12 @@ from coa_sync.models import (
     Tenant,
 )
 from coa_sync.observability import NAMESPACE, SERVICE, logger, metrics
+from coa_sync.pipeline import runs
 from moto import mock_aws
 
 from coa_sync_local import moto_speedups
 from coa_sync_local.environ import environment as _environment
+from coa_sync_local.state import LocalState
 
 REGION = "eu-west-1"
 BUCKET = "coa-sync-snapshots-local"
@@ -56,7 +60,6 @@ ACTIONS_QUEUE = "coa-sync-actions"
 DEAD_LETTER_QUEUE = "coa-sync-actions-dlq"
 S3_EVENTS_QUEUE = "coa-sync-s3-events"
 SQS_RECEIVE_MAX = 10
-DLQ_READ_SECONDS = 300  # long enough to page through the whole DLQ once
 
 
 @dataclass
@@ -120,7 +123,7 @@ class LambdaContext:
 
 @dataclass
 class RunnerOptions:
-    pleo_url: str
+    pleo_url: str | None  # None: commands that never reach Pleo (history, DLQ listing)
     writer_batch_size: int = 1000
     # Messages are received for the writer's timeout; one that failed comes back after this many seconds.
     visibility_timeout: int = 2
@@ -138,9 +141,12 @@ Progress = Callable[[str], None]
 class LocalRunner:
     """Use as a context manager: it owns a moto world for its lifetime."""
 
-    def __init__(self, options: RunnerOptions, progress: Progress | None = None) -> None:
+    def __init__(self, options: RunnerOptions, progress: Progress | None = None,
+                 state: LocalState | None = None) -> None:
+        """With a `state`, the world is loaded from it at the start and saved to it at the end."""
         self.options = options
         self.progress = progress or (lambda _message: None)
+        self.state = state
         self._stack = ExitStack()
 
     # -- the local AWS world ---------------------------------------------------------------
@@ -185,10 +191,33 @@ class LocalRunner:
         self._stack.enter_context(_environment({"ACTIONS_QUEUE_URL": self.actions_url,
                                                  "DEAD_LETTER_QUEUE_URL": self.dlq_url}))
         self._drain_events()  # S3 sends a test event when notifications are set up
+        if self.state is not None:
+            self.state.restore(**self._state_resources())
+            self._close_interrupted_runs()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stack.close()
+        try:
+            if self.state is not None:
+                self.state.save(**self._state_resources())
+        finally:
+            self._stack.close()
+
+    def _state_resources(self) -> dict[str, Any]:
+        return {"s3": self.s3, "bucket": BUCKET, "dynamodb": boto3.client("dynamodb", region_name=REGION),
+                "table": TABLE, "sqs": self.sqs,
+                "queues": {ACTIONS_QUEUE: self.actions_url, DEAD_LETTER_QUEUE: self.dlq_url}}
+
+    def _close_interrupted_runs(self) -> None:
+        """A lock in the saved state is a run whose command ended before the run did (the state's
+        own lock rules out a live one): close it as failed, so the tenant can run again."""
+        ledger = Ledger(TABLE)
+        finished = wiring.finisher(SnapshotStore(BUCKET), RunEvents("default"))
+        for tenant in TenantStore(TABLE).all():
+            run_id = ledger.lock_holder(tenant.tenant_id)
+            record = ledger.get(tenant.tenant_id, run_id) if run_id else None
+            if record is not None:
+                runs.fail(ledger, record, "interrupted: the coa-sync command ended before the run did", finished)
 
     def _environment(self) -> dict[str, str]:
         return {
@@ -199,7 +228,6 @@ class LocalRunner:
             "AWS_SESSION_TOKEN": "testing",
             "SNAPSHOT_BUCKET": BUCKET,
             "TENANTS_TABLE": TABLE,
-            "PLEO_BASE_URL": self.options.pleo_url,
             "PLEO_RATE_LIMIT_PER_MINUTE": str(self.options.rate_limit_per_minute),
             "PLEO_RATE_WINDOW_SECONDS": str(self.options.rate_window_seconds),
             "PLEO_MAX_ATTEMPTS": str(self.options.pleo_max_attempts),
@@ -209,7 +237,7 @@ class LocalRunner:
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
             "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
-        }
+        } | ({"PLEO_BASE_URL": self.options.pleo_url} if self.options.pleo_url else {})
 
     def _arn(self, queue_url: str) -> str:
         attributes = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
@@ -218,12 +246,21 @@ class LocalRunner:
     def add_tenant(self, tenant: Tenant, credentials: dict[str, str],
                    source_credentials: dict[str, str] | None = None) -> None:
         """Register a tenant and keep its Pleo (and accounting-system) credentials in (moto's) Secrets Manager."""
-        secrets = boto3.client("secretsmanager", region_name=REGION)
-        secrets.create_secret(Name=tenant.pleo_secret_name, SecretString=json.dumps(credentials))
+        self.set_pleo_credentials(tenant, credentials)
         if source_credentials is not None:
-            secrets.create_secret(Name=tenant.source.secret_name,  # type: ignore[union-attr]  # API sources only
-                                  SecretString=json.dumps(source_credentials))
+            _put_secret(tenant.source.secret_name, source_credentials)  # type: ignore[union-attr]  # API sources
         TenantStore(TABLE).put(tenant)
+
+    def set_pleo_credentials(self, tenant: Tenant, credentials: dict[str, str]) -> None:
+        """Also for a tenant restored from the state, which never keeps secrets."""
+        _put_secret(tenant.pleo_secret_name, credentials)
+
+    def apply_queued(self) -> int:
+        """Play the writer over whatever waits in the actions queue (approved archives, redriven
+        dead letters), as the deployed writer would; returns the messages still left."""
+        if not self.options.pleo_url:
+            raise ValueError("applying queued actions needs the Pleo URL")
+        return self._drain_actions(_load_handler("writer"), self._in_flight())
 
     # -- one run ---------------------------------------------------------------------------
 
@@ -321,24 +358,8 @@ class LocalRunner:
         return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
     def dead_letters(self) -> list[DeadLetter]:
-        """Everything in the DLQ, left there.
-
-        Each message read stays hidden until the whole queue has been paged through, then is
-        made visible again: read with a zero visibility timeout, SQS may hand back the same
-        first ten every time, and the rest would never be seen.
-        """
-        letters: list[DeadLetter] = []
-        handles: list[str] = []
-        while messages := self.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=SQS_RECEIVE_MAX,
-                                                   VisibilityTimeout=DLQ_READ_SECONDS).get("Messages", []):
-            for message in messages:
-                letters.append(_dead_letter(message["Body"]))
-                handles.append(message["ReceiptHandle"])
-        for start in range(0, len(handles), SQS_RECEIVE_MAX):
-            self.sqs.change_message_visibility_batch(QueueUrl=self.dlq_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
-                for i, handle in enumerate(handles[start:start + SQS_RECEIVE_MAX])])
-        return letters
+        """Everything in the DLQ, left there."""
+        return DeadLetterQueue(self.dlq_url, self.sqs).letters()
 
     def _failures(self, run_id: str) -> list[FailedItem]:
         return [
@@ -352,17 +373,12 @@ class LocalRunner:
         ]
 
 
-def _dead_letter(body: str) -> DeadLetter:
-    """The writer's own dead letters carry reasons; SQS's redrive moves the bare message."""
+def _put_secret(name: str, value: dict[str, str]) -> None:
+    secrets = boto3.client("secretsmanager", region_name=REGION)
     try:
-        return DeadLetter.model_validate_json(body)
-    except ValueError:
-        pass
-    try:
-        return DeadLetter(reasons=["still failing after every delivery (transient errors)"],
-                          message=ActionMessage.model_validate_json(body))
-    except ValueError:
-        return DeadLetter(reasons=["unreadable message"], body=body)
+        secrets.create_secret(Name=name, SecretString=json.dumps(value))
+    except secrets.exceptions.ResourceExistsException:
+        secrets.put_secret_value(SecretId=name, SecretString=json.dumps(value))
 
 
 def _describe(counts: PlanCounts) -> str:

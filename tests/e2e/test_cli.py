@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.support import API_KEY, COMPANY, SEED_PLEO, SEED_SOURCE, write_csv
-
-
-def coa_sync(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "coa_sync_local.cli", *args], capture_output=True, text=True,
-                          timeout=120, check=False)
-
-
-def sync(emulator, source, *extra: str, key: str = API_KEY) -> subprocess.CompletedProcess[str]:
-    return coa_sync("sync", "--source", str(source), "--pleo-url", emulator.url, "--company-id", COMPANY,
-                    "--pleo-api-key", key, *extra)
+from tests.support import API_KEY, COMPANY, SEED_PLEO, SEED_SOURCE, coa_sync, sync, write_csv
 
 
 @pytest.fixture

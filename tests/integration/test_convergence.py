@@ -43,6 +43,7 @@ import httpx._transports.default
 import pytest
 from coa_sync.adapters import http as retries
 from coa_sync.adapters.pleo import PleoError
+from coa_sync.adapters.queues import read_dead_letter
 from coa_sync.models import ActionMessage, DeadLetter, FileSource, Tenant
 from coa_sync_local import runner as runner_module
 from coa_sync_local.emulators.pleo import PleoEmulator
@@ -264,7 +265,7 @@ def take_dead_letters(runner: LocalRunner) -> list[DeadLetter]:
     while messages := runner.sqs.receive_message(QueueUrl=runner.dlq_url, MaxNumberOfMessages=10,
                                                  VisibilityTimeout=300).get("Messages", []):
         for message in messages:
-            letters.append(runner_module._dead_letter(message["Body"]))
+            letters.append(read_dead_letter(message["Body"]))
             runner.sqs.delete_message(QueueUrl=runner.dlq_url, ReceiptHandle=message["ReceiptHandle"])
     return letters
 

@@ -206,6 +206,13 @@ SourceConfig = Annotated[
 SOURCE_KINDS = ("file", "thredfi", "dualentry", "stackone")
 
 
+class ArchiveGuard(Model):
+    """A tenant's own mass-archive limit: hold archives past max(min_archives, percent% of active)."""
+
+    min_archives: int = Field(default=10, ge=0)
+    percent: float = Field(default=10.0, ge=0, le=100)
+
+
 class Tenant(Model):
     """One customer: a Pleo company plus one AS connection."""
 
@@ -217,6 +224,8 @@ class Tenant(Model):
     enabled: bool = True
     # Secrets Manager name of {"secret": ...} signing this tenant's webhook calls; none: no webhook.
     webhook_secret_name: str | None = None
+    # None: the deployment's ARCHIVE_GUARD_* defaults.
+    archive_guard: ArchiveGuard | None = None
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -250,6 +259,8 @@ class Manifest(Model):
     target_key: str
     source_accounts: int
     target_accounts: int
+    # The tenant's own mass-archive limit when the run started (None: the deployment's default).
+    archive_guard: ArchiveGuard | None = None
 
 
 class ActionMessage(Model):
@@ -287,3 +298,6 @@ class RunRecord(Model):
     failed: int = 0
     held: int = 0
     error: str | None = None
+    # When held archives were released, and by whom ("cli", "webhook").
+    approved_at: datetime | None = None
+    approved_by: str | None = None

@@ -44,8 +44,10 @@ def source_snapshot(config: SourceConfig, store: SnapshotStore) -> SourceSnapsho
 
 def run_finisher(settings: CommonSettings, files: SnapshotStore) -> Callable[[RunRecord], None]:
     """What happens when a run ends: its report goes to S3, SyncRunCompleted to EventBridge."""
-    events = RunEvents(settings.event_bus_name)
+    return finisher(files, RunEvents(settings.event_bus_name))
 
+
+def finisher(files: SnapshotStore, events: RunEvents) -> Callable[[RunRecord], None]:
     def finished(record: RunRecord) -> None:
         files.put(keys.report_key(record.tenant_id, record.run_id), record)
         events.completed(record)

@@ -403,6 +403,12 @@ class PleoEmulator(EmulatorBase):
             self._companies[company_id] = company
             self._credentials.update(dict.fromkeys(credentials, company_id))
 
+    def add_tax_codes(self, company_id: str, tax_codes: Iterable[str]) -> None:
+        """Tax codes created in Pleo later (how a user fixes an item that failed for its tax code)."""
+        with self._lock:
+            company = self._companies[str(uuid.UUID(str(company_id)))]
+            company.tax_codes = (company.tax_codes or frozenset()) | frozenset(tax_codes)
+
     def accounts(self, company_id: str) -> list[dict]:
         """A snapshot (copies, creation order, API shape) of a company's accounts."""
         with self._lock:

@@ -85,8 +85,15 @@ class Ledger:
     def runs(self, tenant_id: str, limit: int = 50) -> list[RunRecord]:
         """The tenant's most recent runs, newest first (run ids sort by time)."""
         condition = Key("pk").eq(_pk(tenant_id)) & Key("sk").begins_with(RUN_PREFIX)
-        page = self._table.query(KeyConditionExpression=condition, ScanIndexForward=False, Limit=limit)
-        return [RunRecord.model_validate(item) for item in page["Items"]]
+        records: list[RunRecord] = []
+        kwargs: dict[str, Any] = {"KeyConditionExpression": condition, "ScanIndexForward": False}
+        while len(records) < limit:
+            page = self._table.query(**kwargs, Limit=limit - len(records))
+            records += [RunRecord.model_validate(item) for item in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return records
 
     # -- progress, counted as the writer goes ---------------------------------------------
 
@@ -133,6 +140,25 @@ class Ledger:
                 return False
             raise
         return True
+
+    def approve(self, record: RunRecord, held: int, approved_at: str, approved_by: str) -> RunRecord | None:
+        """Turn a run's held archives into planned ones and reopen it; None if the run changed meanwhile."""
+        try:
+            response = self._table.update_item(
+                Key={"pk": _pk(record.tenant_id), "sk": RUN_PREFIX + record.run_id},
+                UpdateExpression="SET planned.#archive = planned.#archive + :held, held = :none, "
+                                 "#status = :applying, approvedAt = :at, approvedBy = :by REMOVE endedAt",
+                ConditionExpression=Attr("status").eq("needs_approval") & Attr("held").eq(held),
+                ExpressionAttributeNames={"#status": "status", "#archive": "archive"},
+                ExpressionAttributeValues={":held": held, ":none": 0, ":applying": "applying",
+                                           ":at": approved_at, ":by": approved_by},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        return RunRecord.model_validate(response["Attributes"])
 
     # -- webhook replays -----------------------------------------------------------------
 

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from coa_sync.adapters.aws import client
 from coa_sync.batching import chunked
 from coa_sync.models import ActionMessage, DeadLetter
 
 SQS_BATCH = 10  # SendMessageBatch's limit
+PAGE_THROUGH_SECONDS = 300  # long enough to read the whole DLQ once before any message reappears
+# What SQS answers where StartMessageMoveTask is not offered.
+MOVE_TASK_UNSUPPORTED = {"UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", "InvalidAction"}
 MAX_BATCH_ATTEMPTS = 5
 
 
@@ -49,6 +55,80 @@ class DeadLetterQueue:
         attributes = _attributes(message.tenant_id, message.run_id, message.action.kind) if message else {}
         self._sqs.send_message(QueueUrl=self.url, MessageBody=letter.model_dump_json(),
                                MessageAttributes=attributes)
+
+    def letters(self) -> list[DeadLetter]:
+        """Everything in the DLQ, left there.
+
+        Each message read stays hidden until the whole queue has been paged through, then is
+        made visible again: read with a zero visibility timeout, SQS may hand back the same
+        first ten every time, and the rest would never be seen.
+        """
+        letters: list[DeadLetter] = []
+        handles: list[str] = []
+        while messages := self._receive():
+            for message in messages:
+                letters.append(read_dead_letter(message["Body"]))
+                handles.append(message["ReceiptHandle"])
+        for chunk in chunked(handles, SQS_BATCH):
+            self._sqs.change_message_visibility_batch(QueueUrl=self.url, Entries=[
+                {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0} for i, handle in enumerate(chunk)])
+        return letters
+
+    def redrive(self, destination_url: str) -> Redrive:
+        """Move every dead letter back to the queue it came from, for the writer to try again.
+
+        SQS's own StartMessageMoveTask where the endpoint has it (it moves the messages
+        server-side, at its own pace); else receive, send, delete, ten at a time.
+        """
+        count = int(self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages"])
+                    ["Attributes"]["ApproximateNumberOfMessages"])
+        try:
+            task = self._sqs.start_message_move_task(SourceArn=self._arn(self.url),
+                                                     DestinationArn=self._arn(destination_url))
+            return Redrive(count, task_handle=task["TaskHandle"])
+        except NotImplementedError:  # endpoints without the operation (moto says so this way)
+            pass
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in MOVE_TASK_UNSUPPORTED:
+                raise
+        moved = 0
+        while messages := self._receive():
+            _send_batch(self._sqs, destination_url, [
+                {"Id": str(i), "MessageBody": m["Body"], "MessageAttributes": m.get("MessageAttributes", {})}
+                for i, m in enumerate(messages)])
+            self._sqs.delete_message_batch(QueueUrl=self.url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+            moved += len(messages)
+        return Redrive(moved)
+
+    def _receive(self) -> list[dict[str, Any]]:
+        return self._sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=SQS_BATCH,
+                                         VisibilityTimeout=PAGE_THROUGH_SECONDS,
+                                         MessageAttributeNames=["All"]).get("Messages", [])
+
+    def _arn(self, url: str) -> str:
+        return self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+@dataclass(frozen=True)
+class Redrive:
+    """How many dead letters went back; task_handle when SQS moves them itself (asynchronously)."""
+
+    messages: int
+    task_handle: str | None = None
+
+
+def read_dead_letter(body: str) -> DeadLetter:
+    """The writer's own dead letters carry reasons; SQS's redrive moves the bare message."""
+    try:
+        return DeadLetter.model_validate_json(body)
+    except ValueError:
+        pass
+    try:
+        return DeadLetter(reasons=["still failing after every delivery (transient errors)"],
+                          message=ActionMessage.model_validate_json(body))
+    except ValueError:
+        return DeadLetter(reasons=["unreadable message"], body=body)
 
 
 def _attributes(tenant_id: str, run_id: str, kind: str) -> dict[str, Any]:

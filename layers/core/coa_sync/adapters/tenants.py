@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -26,9 +28,14 @@ class TenantStore:
         return _tenant(item) if item else None
 
     def enabled(self) -> list[Tenant]:
-        """Every enabled tenant; a few hundred items, so a filtered scan is enough."""
+        return self.all(only_enabled=True)
+
+    def all(self, only_enabled: bool = False) -> list[Tenant]:
+        """Every tenant, by id; a few hundred items, so a filtered scan is enough."""
         tenants: list[Tenant] = []
-        kwargs: dict[str, Any] = {"FilterExpression": Attr("sk").eq(CONFIG_SK) & Attr("enabled").eq(True)}
+        condition = Attr("sk").eq(CONFIG_SK)
+        kwargs: dict[str, Any] = {"FilterExpression": condition & Attr("enabled").eq(True) if only_enabled
+                                  else condition}
         while True:
             page = self._table.scan(**kwargs)
             tenants.extend(_tenant(item) for item in page.get("Items", []))
@@ -37,7 +44,9 @@ class TenantStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def put(self, tenant: Tenant) -> None:
-        self._table.put_item(Item={"pk": _pk(tenant.tenant_id), "sk": CONFIG_SK, **tenant.model_dump()})
+        # DynamoDB takes numbers as Decimal, never float.
+        item = json.loads(tenant.model_dump_json(), parse_float=Decimal)
+        self._table.put_item(Item={"pk": _pk(tenant.tenant_id), "sk": CONFIG_SK, **item})
 
     def items(self, tenant_id: str) -> list[dict[str, Any]]:
         return self._table.query(KeyConditionExpression=Key("pk").eq(_pk(tenant_id)))["Items"]

@@ -42,8 +42,9 @@ def diff_run(
     manifest = files.get(manifest_key, Manifest)
     source = files.get(manifest.source_key, SourceSnapshot)
     target = files.get(manifest.target_key, TargetSnapshot)
+    limit = manifest.archive_guard or guard  # the tenant's own setting wins over the deployment's
     result = hold_mass_archive(plan(source, target), source, target,
-                               min_archives=guard.min_archives, percent=guard.percent)
+                               min_archives=limit.min_archives, percent=limit.percent)
     files.put(keys.plan_key(manifest.tenant_id, manifest.run_id), result)
     # Planned counts first: the writer closes the run by comparing what settled with them.
     runs.planned(ledger, manifest.tenant_id, manifest.run_id, result, manifest.dry_run, finished)

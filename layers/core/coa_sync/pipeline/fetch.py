@@ -61,6 +61,7 @@ def fetch_run(
         target_key=keys.target_key(tenant.tenant_id, run_id),
         source_accounts=len(source.accounts),
         target_accounts=len(target.accounts),
+        archive_guard=tenant.archive_guard,
     )
     files.put(manifest.source_key, source)
     files.put(manifest.target_key, target)

@@ -1,0 +1,130 @@
+"""Where the run-control commands (runs, show, diff, approve, dlq) find runs: the local
+embedded default (moto, loaded from the state directory) or a deployed stack on AWS.
+
+Both give the same stores, so each command is written once against `Deployment`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from coa_sync import keys, wiring
+from coa_sync.adapters.events import RunEvents
+from coa_sync.adapters.ledger import Ledger
+from coa_sync.adapters.queues import ActionQueue, DeadLetterQueue
+from coa_sync.adapters.snapshots import SnapshotStore
+from coa_sync.adapters.tenants import TenantStore
+from coa_sync.models import DeadLetter, Manifest, Plan, RunRecord, SourceSnapshot
+from coa_sync.pipeline.runs import Finished
+
+from coa_sync_local import runner as local
+from coa_sync_local.state import LocalState
+
+# The stack outputs a deployment is found by (template.yaml's Outputs).
+STACK_OUTPUTS = ("SnapshotBucketName", "TenantsTableName", "ActionsQueueUrl", "ActionsDeadLetterQueueUrl")
+EVENT_BUS = "default"
+
+
+class DeploymentError(RuntimeError):
+    """The deployment could not be reached or is not a coa-sync stack."""
+
+
+@dataclass
+class Deployment:
+    name: str  # for messages: "local state in ~/.local/state/coa-sync" or "stack coa-sync"
+    tenants: TenantStore
+    ledger: Ledger
+    files: SnapshotStore
+    actions: ActionQueue
+    dead_letters: DeadLetterQueue
+    finished: Finished
+    # Local only: applies queued actions now, as the deployed writer does by itself.
+    runner: local.LocalRunner | None = None
+
+    def find_run(self, run_id: str, tenant_id: str | None = None) -> RunRecord:
+        tenant_ids = [tenant_id] if tenant_id else [tenant.tenant_id for tenant in self.tenants.all()]
+        for candidate in tenant_ids:
+            if record := self.ledger.get(candidate, run_id):
+                return record
+        where = f"tenant {tenant_id!r}" if tenant_id else "any tenant"
+        raise LookupError(f"no run {run_id} for {where} in the {self.name}")
+
+    def runs(self, tenant_id: str | None = None, limit: int = 20) -> list[RunRecord]:
+        """The most recent runs, newest first, of one tenant or of all."""
+        tenant_ids = [tenant_id] if tenant_id else [tenant.tenant_id for tenant in self.tenants.all()]
+        records = [record for candidate in tenant_ids for record in self.ledger.runs(candidate, limit)]
+        return sorted(records, key=lambda record: record.run_id, reverse=True)[:limit]
+
+    def plan(self, record: RunRecord) -> Plan | None:
+        """The run's plan; None if the run never got that far."""
+        return self._get(keys.plan_key(record.tenant_id, record.run_id), Plan)
+
+    def source(self, record: RunRecord) -> SourceSnapshot:
+        manifest = self._get(keys.manifest_key(record.tenant_id, record.run_id), Manifest)
+        if manifest is None:
+            raise LookupError(f"run {record.run_id} has no snapshots (status {record.status}: {record.error})")
+        return self.files.get(manifest.source_key, SourceSnapshot)
+
+    def letters(self, run_id: str | None = None) -> list[DeadLetter]:
+        return [letter for letter in self.dead_letters.letters()
+                if run_id is None or (letter.message is not None and letter.message.run_id == run_id)]
+
+    def _get(self, key: str, model: Any) -> Any:
+        try:
+            return self.files.get(key, model)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                return None
+            raise
+
+
+@contextmanager
+def local_deployment(state_dir: Path, pleo_url: str | None = None, progress: local.Progress | None = None,
+                     ) -> Iterator[Deployment]:
+    with LocalState(state_dir) as state, \
+            local.LocalRunner(local.RunnerOptions(pleo_url=pleo_url), progress=progress, state=state) as runner:
+        files = SnapshotStore(local.BUCKET, runner.s3)
+        yield Deployment(
+            name=f"local state in {state_dir}",
+            tenants=TenantStore(local.TABLE),
+            ledger=Ledger(local.TABLE),
+            files=files,
+            actions=ActionQueue(runner.actions_url, runner.sqs),
+            dead_letters=DeadLetterQueue(runner.dlq_url, runner.sqs),
+            finished=wiring.finisher(files, RunEvents(EVENT_BUS, boto3.client("events", region_name=local.REGION))),
+            runner=runner,
+        )
+
+
+@contextmanager
+def aws_deployment(stack: str, profile: str | None = None, region: str | None = None) -> Iterator[Deployment]:
+    """A deployed stack, found by its outputs, with the caller's AWS credentials (profile/region)."""
+    try:
+        session = boto3.Session(profile_name=profile, region_name=region)
+        config = Config(retries={"mode": "standard", "max_attempts": 5})
+        described = session.client("cloudformation", config=config).describe_stacks(StackName=stack)
+    except (BotoCoreError, ClientError) as exc:
+        raise DeploymentError(f"cannot read stack {stack!r}: {exc}") from None
+    outputs = {output["OutputKey"]: output["OutputValue"] for output in described["Stacks"][0].get("Outputs", [])}
+    if missing := [name for name in STACK_OUTPUTS if name not in outputs]:
+        raise DeploymentError(f"stack {stack!r} is not a coa-sync stack: no output {', '.join(missing)}")
+    sqs = session.client("sqs", config=config)
+    files = SnapshotStore(outputs["SnapshotBucketName"], session.client("s3", config=config))
+    dynamodb = session.resource("dynamodb", config=config)
+    yield Deployment(
+        name=f"stack {stack}",
+        tenants=TenantStore(outputs["TenantsTableName"], dynamodb),
+        ledger=Ledger(outputs["TenantsTableName"], dynamodb),
+        files=files,
+        actions=ActionQueue(outputs["ActionsQueueUrl"], sqs),
+        dead_letters=DeadLetterQueue(outputs["ActionsDeadLetterQueueUrl"], sqs),
+        finished=wiring.finisher(files, RunEvents(EVENT_BUS, session.client("events", config=config))),
+    )
+

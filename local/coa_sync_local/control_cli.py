@@ -1,0 +1,219 @@
+"""coa-sync's run-control commands: runs, show, diff, approve, dlq list, dlq redrive.
+
+Each works on the local state (the default; what `coa-sync sync` and `demo` left there) or
+on a deployed stack (--stack NAME, with --profile/--region). Locally nothing runs in the
+background, so `approve` and `dlq redrive` also apply what they queue, against the Pleo
+given by --pleo-url and its credentials (the local state never keeps secrets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from coa_sync.adapters.ledger import RunInProgressError
+from coa_sync.history import compare_charts
+from coa_sync.pipeline.approve import ApprovalError, approve_run
+
+from coa_sync_local import render_runs
+from coa_sync_local.control import Deployment, DeploymentError, aws_deployment, local_deployment
+from coa_sync_local.state import StateBusyError, default_directory
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+Command = Callable[[argparse.Namespace], int]
+
+
+class ControlError(Exception):
+    """A command that cannot go on: exit 2 with this message."""
+
+
+def add_commands(commands: Any) -> None:
+    runs = _command(commands, "runs", "list past runs, newest first", _runs)
+    runs.add_argument("--tenant", help="only this tenant's runs")
+    runs.add_argument("--limit", type=int, default=20, help="at most this many (default: 20)")
+
+    show = _command(commands, "show", "print a run's report: status, counts, held archives, failed items", _show)
+    show.add_argument("run_id", metavar="RUN_ID")
+    show.add_argument("--tenant", help="the run's tenant (default: looked up)")
+
+    diff = _command(commands, "diff", "show how a tenant's source chart changed between two runs", _diff)
+    diff.add_argument("run_a", metavar="RUN_A")
+    diff.add_argument("run_b", metavar="RUN_B")
+    diff.add_argument("--tenant", help="the runs' tenant (default: looked up)")
+
+    approve = _command(commands, "approve", "release the archives the mass-archive guard held back in a run",
+                       _approve, pleo=True)
+    approve.add_argument("run_id", metavar="RUN_ID")
+    approve.add_argument("--tenant", help="the run's tenant (default: looked up)")
+
+    dlq = commands.add_parser("dlq", help="the dead-letter queue: items that could not be applied, with reasons")
+    dlq_commands = dlq.add_subparsers(required=True, metavar="ACTION")
+    listing = _command(dlq_commands, "list", "show every failed item with its reasons (they stay in the DLQ)",
+                       _dlq_list)
+    listing.add_argument("--run", metavar="RUN_ID", help="only this run's items")
+    _command(dlq_commands, "redrive", "move every failed item back to the actions queue for the writer to "
+                                      "try again (after a fix)", _dlq_redrive, pleo=True)
+
+
+def _command(commands: Any, name: str, description: str, handler: Command, pleo: bool = False,
+             ) -> argparse.ArgumentParser:
+    command = commands.add_parser(name, help=description, description=description)
+    where = command.add_argument_group("where the runs are (default: the local state)")
+    where.add_argument("--state-dir", type=Path, default=None,
+                       help=f"local state directory (default: ${'COA_SYNC_STATE_DIR'} or {default_directory()})")
+    where.add_argument("--stack", metavar="NAME", help="a deployed coa-sync stack instead of the local state")
+    where.add_argument("--profile", help="AWS profile for --stack (default: the usual AWS configuration)")
+    where.add_argument("--region", help="AWS region for --stack")
+    if pleo:
+        local = command.add_argument_group("the Pleo to apply to, locally (a deployed writer needs none)")
+        local.add_argument("--pleo-url", metavar="URL", help="Pleo API base URL")
+        auth = local.add_mutually_exclusive_group()
+        auth.add_argument("--pleo-api-key", metavar="KEY", help="Pleo API key")
+        auth.add_argument("--pleo-token", metavar="TOKEN", help="Pleo OAuth 2.0 access token")
+    command.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    command.set_defaults(command=lambda args: _guarded(handler, args))
+    return command
+
+
+def _guarded(handler: Command, args: argparse.Namespace) -> int:
+    try:
+        return handler(args)
+    except (ControlError, DeploymentError, StateBusyError, LookupError, ApprovalError, RunInProgressError) as exc:
+        print(f"coa-sync: error: {exc.args[0] if isinstance(exc, LookupError) else exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+@contextmanager
+def _deployment(args: argparse.Namespace) -> Iterator[Deployment]:
+    if args.stack:
+        with aws_deployment(args.stack, args.profile, args.region) as deployment:
+            yield deployment
+        return
+    if args.profile or args.region:
+        raise ControlError("--profile and --region go with --stack NAME (a deployed stack)")
+    pleo_url = getattr(args, "pleo_url", None)
+    with local_deployment(args.state_dir or default_directory(), pleo_url, progress=_progress) as deployment:
+        yield deployment
+
+
+# -- history ---------------------------------------------------------------------------------
+
+
+def _runs(args: argparse.Namespace) -> int:
+    with _deployment(args) as deployment:
+        records = deployment.runs(args.tenant, args.limit)
+    _print(args, {"runs": [record.model_dump(mode="json") for record in records]}, render_runs.runs_table(records))
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    with _deployment(args) as deployment:
+        record = deployment.find_run(args.run_id, args.tenant)
+        plan = deployment.plan(record)
+        letters = deployment.letters(record.run_id)
+    document = {
+        "run": record.model_dump(mode="json"),
+        "errors": [error.model_dump() for error in plan.errors] if plan else [],
+        "held": {"reason": plan.held_reason, "archives": [a.external_id for a in plan.held]} if plan else None,
+        "failed": [letter.model_dump(mode="json") for letter in letters],
+    }
+    _print(args, document, render_runs.report(record, plan, letters))
+    return EXIT_OK
+
+
+def _diff(args: argparse.Namespace) -> int:
+    with _deployment(args) as deployment:
+        first = deployment.find_run(args.run_a, args.tenant)
+        second = deployment.find_run(args.run_b, args.tenant or first.tenant_id)
+        if first.tenant_id != second.tenant_id:
+            raise ControlError(f"run {args.run_a} is tenant {first.tenant_id!r}'s, run {args.run_b} is "
+                               f"{second.tenant_id!r}'s: compare two runs of one tenant")
+        changes = compare_charts(deployment.source(first).accounts, deployment.source(second).accounts)
+    _print(args, {"tenantId": first.tenant_id, "from": first.run_id, "to": second.run_id,
+                  "changes": [change.model_dump() for change in changes]},
+           render_runs.chart_changes(first, second, changes))
+    return EXIT_OK
+
+
+# -- approve and redrive ---------------------------------------------------------------------
+
+
+def _approve(args: argparse.Namespace) -> int:
+    with _deployment(args) as deployment:
+        record = deployment.find_run(args.run_id, args.tenant)
+        _check_local_pleo(args, deployment)
+        approved = approve_run(record.tenant_id, record.run_id, approved_by="cli", ledger=deployment.ledger,
+                               files=deployment.files, actions=deployment.actions, finished=deployment.finished)
+        if deployment.runner is None:
+            _print(args, {"run": approved.model_dump(mode="json")},
+                   f"Approved: {approved.planned.archive - record.planned.archive} archive(s) of run "
+                   f"{approved.run_id} queued; the writer applies them. Follow with: coa-sync show "
+                   f"{approved.run_id} --stack {args.stack}")
+            return EXIT_OK
+        _set_local_credentials(args, deployment, {record.tenant_id})
+        pending = deployment.runner.apply_queued()
+        final = deployment.find_run(record.run_id, record.tenant_id)
+        letters = deployment.letters(record.run_id)
+    _print(args, {"run": final.model_dump(mode="json"), "pending": pending,
+                  "failed": [letter.model_dump(mode="json") for letter in letters]},
+           render_runs.report(final, None, letters))
+    return EXIT_FAILED if pending or final.failed else EXIT_OK
+
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    with _deployment(args) as deployment:
+        letters = deployment.letters(args.run)
+    _print(args, {"letters": [letter.model_dump(mode="json") for letter in letters]},
+           render_runs.dead_letters(letters))
+    return EXIT_OK
+
+
+def _dlq_redrive(args: argparse.Namespace) -> int:
+    with _deployment(args) as deployment:
+        letters = deployment.letters()
+        if deployment.runner is not None and letters:
+            _check_local_pleo(args, deployment)
+            tenant_ids = {letter.message.tenant_id for letter in letters if letter.message}
+            _set_local_credentials(args, deployment, tenant_ids)
+        moved = deployment.dead_letters.redrive(deployment.actions.url)
+        if deployment.runner is None:
+            how = (f"SQS is moving them (task {moved.task_handle})" if moved.task_handle
+                   else "they are in the actions queue")
+            _print(args, {"moved": moved.messages, "taskHandle": moved.task_handle},
+                   f"Redrive: {moved.messages} item(s) going back to the writer; {how}.")
+            return EXIT_OK
+        pending = deployment.runner.apply_queued() if moved.messages else 0
+        still_failing = deployment.letters()
+    _print(args, {"moved": moved.messages, "pending": pending,
+                  "failed": [letter.model_dump(mode="json") for letter in still_failing]},
+           f"Redrive: {moved.messages} item(s) sent back to the writer and applied; "
+           f"{len(still_failing)} in the dead-letter queue now.\n" + render_runs.dead_letters(still_failing))
+    return EXIT_FAILED if pending or still_failing else EXIT_OK
+
+
+def _check_local_pleo(args: argparse.Namespace, deployment: Deployment) -> None:
+    if deployment.runner is not None and not (args.pleo_url and (args.pleo_api_key or args.pleo_token)):
+        raise ControlError("locally this command applies the items itself: give --pleo-url and --pleo-api-key "
+                           "(or --pleo-token) of the Pleo they go to")
+
+
+def _set_local_credentials(args: argparse.Namespace, deployment: Deployment, tenant_ids: set[str]) -> None:
+    assert deployment.runner is not None
+    credentials = {"apiKey": args.pleo_api_key} if args.pleo_api_key else {"accessToken": args.pleo_token}
+    for tenant_id in sorted(tenant_ids):
+        tenant = deployment.tenants.get(tenant_id)
+        if tenant is not None:
+            deployment.runner.set_pleo_credentials(tenant, credentials)
+
+
+def _print(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
+    print(json.dumps(document, ensure_ascii=False) if args.json else text)
+
+
+def _progress(message: str) -> None:
+    print(f"[coa-sync] {message}", file=sys.stderr, flush=True)
