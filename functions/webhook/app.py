@@ -2,37 +2,45 @@
 
 POST /tenants/{tenant}/runs            -> 202 {"runId"}; 409 if a run is in progress
 GET  /tenants/{tenant}/runs/{run_id}   -> 200 the run's status and counts
+POST /tenants/{tenant}/runs/{run_id}/approve -> 200 the run, its held archives queued; 409 if not approvable
 Signed with HMAC-SHA256 (see coa_sync.signing); anything unsigned gets the same 401.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from typing import Any
 
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from coa_sync import wiring
 from coa_sync.adapters.ledger import Ledger
+from coa_sync.adapters.queues import ActionQueue
 from coa_sync.adapters.runs import LambdaRunStarter
 from coa_sync.adapters.secrets import webhook_secret
+from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.adapters.tenants import TenantStore
 from coa_sync.observability import logger, metrics, tracer
+from coa_sync.pipeline.approve import approve_run
 from coa_sync.pipeline.webhook import Answer, Webhook
 from coa_sync.settings import WebhookSettings
 
 settings = WebhookSettings()  # type: ignore[call-arg]  # read from the environment
 ledger = Ledger(settings.tenants_table)
+files = SnapshotStore(settings.snapshot_bucket)
+approve = functools.partial(approve_run, approved_by="webhook", ledger=ledger, files=files,
+                            actions=ActionQueue(settings.actions_queue_url),
+                            finished=wiring.run_finisher(settings, files))
 webhook = Webhook(tenant=TenantStore(settings.tenants_table).get, secret=webhook_secret, ledger=ledger,
-                  first_use=ledger.first_use, start=LambdaRunStarter(settings.fetch_function_name))
+                  first_use=ledger.first_use, start=LambdaRunStarter(settings.fetch_function_name), approve=approve)
 app = LambdaFunctionUrlResolver()
 
 
 @app.post("/tenants/<tenant_id>/runs")
 def start_run(tenant_id: str) -> Response:
-    event = app.current_event
-    body = base64.b64decode(event.body or "") if event.is_base64_encoded else (event.body or "").encode()
-    answer = webhook.start_run(tenant_id, body, event.headers, time.time())
+    answer = webhook.start_run(tenant_id, _raw_body(), app.current_event.headers, time.time())
     if answer.status == 202:
         logger.set_correlation_id(answer.body["runId"])
         metrics.add_metric("WebhookRunsStarted", "Count", 1)
@@ -42,6 +50,22 @@ def start_run(tenant_id: str) -> Response:
 @app.get("/tenants/<tenant_id>/runs/<run_id>")
 def run_status(tenant_id: str, run_id: str) -> Response:
     return _response(webhook.run_status(tenant_id, run_id, app.current_event.headers, time.time()))
+
+
+@app.post("/tenants/<tenant_id>/runs/<run_id>/approve")
+def approve_held_archives(tenant_id: str, run_id: str) -> Response:
+    answer = webhook.approve_run(tenant_id, run_id, _raw_body(), app.current_event.headers, time.time())
+    if answer.status == 200:
+        logger.set_correlation_id(run_id)
+        logger.info("held archives approved", extra={"tenant": tenant_id, "archives": answer.body["planned"]["archive"]})
+        metrics.add_metric("WebhookApprovals", "Count", 1)
+    return _response(answer)
+
+
+def _raw_body() -> bytes:
+    """The body exactly as signed."""
+    event = app.current_event
+    return base64.b64decode(event.body or "") if event.is_base64_encoded else (event.body or "").encode()
 
 
 def _response(answer: Answer) -> Response:

@@ -22,6 +22,7 @@ import boto3
 import pytest
 from coa_sync.models import ActionMessage, DeadLetter, Manifest, Plan, RunRequest, SourceSnapshot, TargetSnapshot
 from coa_sync_local.emulators.pleo import PleoEmulator
+from coa_sync_local.runner import _sqs_record
 from pydantic import ValidationError
 
 from tests.support import COMPANY, api_key_for
@@ -391,3 +392,45 @@ def test_webhook_starts_a_signed_run_once_and_fetch_takes_it_over(stack, emulato
     assert fetched == {"tenantId": "acme", "runId": answer["runId"]}
     manifest = Manifest.model_validate_json(read(stack, f"runs/acme/{answer['runId']}/manifest.json"))
     assert (manifest.trigger, manifest.dry_run) == ("webhook", True)
+
+
+def test_webhook_approval_queues_exactly_the_held_archives_and_the_writer_completes_the_run(stack, emulator):
+    register_tenant(stack, emulator, "acme", webhook_secret=WEBHOOK_SECRET)
+    table = boto3.resource("dynamodb").Table(stack.ref("TenantsTable"))
+    # acme's own guard: no archive goes without approval
+    table.update_item(Key={"pk": "TENANT#acme", "sk": "CONFIG"}, UpdateExpression="SET archiveGuard = :guard",
+                      ExpressionAttributeValues={":guard": {"minArchives": 0, "percent": 0}})
+    run_id = fetch_acme(stack)
+    diff_event = load_event("diff-s3-manifest.json")
+    diff_event["Records"][0]["s3"]["bucket"]["name"] = stack.ref("SnapshotBucket")
+    diff_event["Records"][0]["s3"]["object"]["key"] = f"runs/acme/{run_id}/manifest.json"
+    stack.function("DiffFunction")(diff_event)
+    queued = drain(stack.ref("ActionsQueue"))
+    assert sorted(attributes(m)["action"] for m in queued) == ["create", "unarchive", "update"]  # archive held
+    writer = stack.function("WriterFunction")
+    queue_arn = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=stack.ref("ActionsQueue"), AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    writer({"Records": [_sqs_record(m, queue_arn) for m in queued]})
+    assert pleo_state(emulator)["5000"][3] is False
+
+    on_disk = load_event("webhook-approve-run.json")
+    event = copy.deepcopy(on_disk)
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/tenants/acme/runs/{run_id}/approve"
+    event["body"] = json.dumps({"runId": run_id})  # the body names the run (README "Starting a run")
+    webhook = stack.function("WebhookFunction")
+    assert webhook(event)["statusCode"] == 401  # unsigned
+    response = webhook(signed(event, WEBHOOK_SECRET))
+    assert response["statusCode"] == 200, response["body"]
+    run = json.loads(response["body"])
+    assert (run["status"], run["approvedBy"], run["held"], run["planned"]["archive"]) == (
+        "applying", "webhook", 0, 1)
+    time.sleep(1)  # a signature made in the same second would be the same: a replay
+    assert webhook(signed(event, WEBHOOK_SECRET))["statusCode"] == 409  # approved already: nothing left to approve
+
+    (approved,) = drain(stack.ref("ActionsQueue"))
+    message = ActionMessage.model_validate_json(approved["Body"])
+    assert (message.run_id, message.action.kind, message.action.external_id) == (run_id, "archive", "5000")
+    writer({"Records": [_sqs_record(approved, queue_arn)]})
+    assert pleo_state(emulator)["5000"][3] is True
+    report = json.loads(read(stack, f"runs/acme/{run_id}/report.json"))
+    assert (report["status"], report["applied"]["archive"]) == ("completed", 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -12,14 +13,20 @@ import boto3
 import pytest
 from coa_sync.adapters import aws
 from coa_sync.adapters.ledger import Ledger, RunInProgressError
+from coa_sync.adapters.queues import ActionQueue
+from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.adapters.tenants import TenantStore
-from coa_sync.models import FileSource, RunRequest, Tenant
+from coa_sync.keys import plan_key
+from coa_sync.models import AccountFields, Action, ActionKind, ActionMessage, FileSource, Plan, RunRequest, Tenant
+from coa_sync.pipeline import runs
+from coa_sync.pipeline.approve import approve_run
 from coa_sync.pipeline.webhook import MAX_BODY_BYTES, Webhook
 from coa_sync.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from coa_sync_local.runner import LambdaContext, _forget_cached_clients, _load_handler
 from moto import mock_aws
 
 TABLE = "coa-sync-tenants-test"
+BUCKET = "coa-sync-snapshots-test"
 SECRET = "whsec-0123456789abcdef-acme"
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -28,7 +35,8 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 def world(monkeypatch) -> Iterator[dict]:
     for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
                         "AWS_SECRET_ACCESS_KEY": "testing", "TENANTS_TABLE": TABLE,
-                        "SNAPSHOT_BUCKET": "coa-sync-snapshots-test", "FETCH_FUNCTION_NAME": "coa-sync-fetch",
+                        "SNAPSHOT_BUCKET": BUCKET, "FETCH_FUNCTION_NAME": "coa-sync-fetch",
+                        "ACTIONS_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/coa-sync-actions",
                         "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "CoaSync",
                         "POWERTOOLS_SERVICE_NAME": "coa-sync"}.items():
         monkeypatch.setenv(name, value)
@@ -51,9 +59,14 @@ def world(monkeypatch) -> Iterator[dict]:
         from coa_sync.adapters.secrets import webhook_secret
 
         ledger = Ledger(TABLE)
+        boto3.client("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        queue = boto3.client("sqs").create_queue(QueueName="coa-sync-actions")["QueueUrl"]
+        files = SnapshotStore(BUCKET)
+        approve = functools.partial(approve_run, approved_by="webhook", ledger=ledger, files=files,
+                                    actions=ActionQueue(queue), finished=lambda record: None)
         hook = Webhook(tenant=tenants.get, secret=webhook_secret, ledger=ledger, first_use=ledger.first_use,
-                       start=started.append)
-        yield {"hook": hook, "started": started, "ledger": ledger}
+                       start=started.append, approve=approve)
+        yield {"hook": hook, "started": started, "ledger": ledger, "files": files, "queue": queue}
         _forget_cached_clients()
     aws.reset()
 
@@ -184,3 +197,79 @@ def test_handler_routes_a_function_url_event(world):
     assert json.loads(response["body"])["dryRun"] is True
     event["rawPath"] = event["requestContext"]["http"]["path"] = "/tenants/acme/nothing"
     assert module.handler(event, LambdaContext("coa-sync-webhook"))["statusCode"] == 404
+
+
+def held_run(world, run_id: str = "20261123T120000Z-0000aaaa", archives: int = 2) -> str:
+    """A finished run of acme whose archives the mass-archive guard held back."""
+    held = [Action(kind=ActionKind.ARCHIVE, external_id=f"old-{n}", account_id=f"id-{n}",
+                   desired=AccountFields(name=f"Old {n}"), before=AccountFields(name=f"Old {n}"))
+            for n in range(archives)]
+    plan = Plan(actions=[], noop=0, held=held, held_reason="the source has no active accounts")
+    world["files"].put(plan_key("acme", run_id), plan)
+    runs.start(world["ledger"], RunRequest(tenant_id="acme", trigger="schedule"), run_id)
+    runs.planned(world["ledger"], "acme", run_id, plan, dry_run=False, finished=lambda record: None)
+    return run_id
+
+
+def approval(run_id: str) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps({"runId": run_id}).encode()
+    return body, signed(body)
+
+
+def queued(world) -> list[ActionMessage]:
+    sqs, messages = boto3.client("sqs"), []
+    while batch := sqs.receive_message(QueueUrl=world["queue"], MaxNumberOfMessages=10).get("Messages"):
+        messages += [ActionMessage.model_validate_json(message["Body"]) for message in batch]
+    return messages
+
+
+def test_a_signed_approval_queues_exactly_the_held_archives(world):
+    run_id = held_run(world)
+    assert world["ledger"].get("acme", run_id).status == "needs_approval"
+    answer = world["hook"].approve_run("acme", run_id, *approval(run_id), time.time())
+    assert answer.status == 200
+    assert (answer.body["status"], answer.body["held"], answer.body["planned"]["archive"]) == ("applying", 0, 2)
+    assert sorted((m.run_id, m.action.kind, m.action.external_id) for m in queued(world)) == [
+        (run_id, "archive", "old-0"), (run_id, "archive", "old-1")]
+    assert world["ledger"].lock_holder("acme") == run_id  # the run holds its tenant again until applied
+
+
+@pytest.mark.parametrize("tenant", ["acme", "nobody", "quiet"])
+def test_an_unsigned_approval_is_401_and_queues_nothing(world, tenant):
+    run_id = held_run(world)
+    body, _ = approval(run_id)
+    assert world["hook"].approve_run(tenant, run_id, body, signed(body, secret="wrong"), time.time()).status == 401
+    assert world["hook"].approve_run(tenant, run_id, body, {}, time.time()).status == 401
+    assert queued(world) == [] and world["ledger"].get("acme", run_id).status == "needs_approval"
+
+
+def test_approval_answers_404_409_for_what_cannot_be_approved(world):
+    assert world["hook"].approve_run("acme", "nope", *approval("nope"), time.time()).status == 404
+    run_id = held_run(world)
+    body, headers = approval(run_id)
+    assert world["hook"].approve_run("acme", run_id, body, headers, time.time()).status == 200
+    assert world["hook"].approve_run("acme", run_id, body, headers, time.time()).status == 409  # replayed
+    again = world["hook"].approve_run("acme", run_id, body, signed(body, at=time.time() - 1), time.time())
+    assert again.status == 409 and "nothing to approve" in again.body["message"]
+    assert len(queued(world)) == 2  # queued once
+
+
+def test_approval_while_another_run_holds_the_tenant_is_409_with_its_id(world):
+    run_id = held_run(world)
+    world["ledger"].acquire("acme", "20261123T130000Z-0000bbbb", runs.LOCK_TTL_SECONDS)
+    answer = world["hook"].approve_run("acme", run_id, *approval(run_id), time.time())
+    assert answer.status == 409 and answer.body["runId"] == "20261123T130000Z-0000bbbb"
+    assert queued(world) == [] and world["ledger"].get("acme", run_id).status == "needs_approval"
+
+
+def test_a_signature_only_approves_the_run_its_body_names(world):
+    run_id = held_run(world)
+    for body in (b"", b"{}", json.dumps({"runId": "20261123T120000Z-ffffffff"}).encode()):
+        answer = world["hook"].approve_run("acme", run_id, body, signed(body), time.time())
+        assert answer.status == 400 and run_id in answer.body["message"]
+    assert queued(world) == []
+
+
+def test_a_get_signature_cannot_start_a_run(world):
+    answer = world["hook"].start_run("acme", b"", signed(b""), time.time())  # the signature a GET carries
+    assert answer.status == 400 and world["started"] == []

@@ -55,3 +55,5 @@ class WriterSettings(PleoSettings):
 
 class WebhookSettings(CommonSettings):
     fetch_function_name: str = Field(min_length=1)
+    # Approved archives are queued here for the writer.
+    actions_queue_url: str = Field(min_length=1)

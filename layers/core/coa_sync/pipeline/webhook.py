@@ -15,7 +15,8 @@ from pydantic import ValidationError
 
 from coa_sync import signing
 from coa_sync.adapters.ledger import RunInProgressError
-from coa_sync.models import Model, RunRequest, Tenant, new_run_id
+from coa_sync.models import Model, RunRecord, RunRequest, Tenant, new_run_id
+from coa_sync.pipeline.approve import ApprovalError
 from coa_sync.pipeline.runs import LOCK_TTL_SECONDS, RunLedger
 
 MAX_BODY_BYTES = 16 * 1024
@@ -33,6 +34,12 @@ class StartOptions(Model):
     dry_run: bool = False
 
 
+class ApproveBody(Model):
+    """Names the run again: the signature covers the body only, so the body must say which run."""
+
+    run_id: str
+
+
 @dataclass
 class Webhook:
     tenant: Callable[[str], Tenant | None]
@@ -40,6 +47,8 @@ class Webhook:
     ledger: RunLedger
     first_use: Callable[[str, str, int], bool]  # (tenant, signature, ttl) -> not seen before
     start: Callable[[RunRequest], None]
+    # (tenant, run_id) -> the reopened run; raises ApprovalError, LookupError or RunInProgressError
+    approve: Callable[[str, str], RunRecord]
 
     def start_run(self, tenant_id: str, body: bytes, headers: Mapping[str, str], now: float) -> Answer:
         if len(body) > MAX_BODY_BYTES:
@@ -52,10 +61,11 @@ class Webhook:
             return Answer(409, {"message": "this signature was used before: sign each request afresh"})
         if not tenant.enabled:
             return Answer(404, {"message": "no such tenant"})
+        # An empty body is refused: a GET's signature (over no body) must not start a run.
         try:
-            options = StartOptions.model_validate_json(body or b"{}")
+            options = StartOptions.model_validate_json(body)
         except ValidationError as exc:
-            return Answer(400, {"message": f"invalid body: {exc.errors()[0]['msg']}"})
+            return Answer(400, {"message": f"invalid body (a JSON object, e.g. {{}}): {exc.errors()[0]['msg']}"})
         run_id = new_run_id()
         try:
             self.ledger.acquire(tenant_id, run_id, LOCK_TTL_SECONDS)
@@ -67,6 +77,30 @@ class Webhook:
             self.ledger.release(tenant_id, run_id)
             raise
         return Answer(202, {"runId": run_id, "tenantId": tenant_id, "dryRun": options.dry_run})
+
+    def approve_run(self, tenant_id: str, run_id: str, body: bytes, headers: Mapping[str, str], now: float) -> Answer:
+        """Release the archives the mass-archive guard held back in the run (see coa_sync.pipeline.approve)."""
+        if len(body) > MAX_BODY_BYTES:
+            return Answer(413, {"message": f"body over {MAX_BODY_BYTES} bytes"})
+        if self._authenticated(tenant_id, body, headers, now) is None:
+            return _unauthorized()
+        if not self.first_use(tenant_id, headers.get(signing.SIGNATURE_HEADER, ""), 2 * signing.TOLERANCE_SECONDS):
+            return Answer(409, {"message": "this signature was used before: sign each request afresh"})
+        try:
+            named = ApproveBody.model_validate_json(body).run_id
+        except ValidationError:
+            named = None
+        if named != run_id:
+            return Answer(400, {"message": f'the body must be {{"runId": "{run_id}"}}, naming the run in the path'})
+        try:
+            record = self.approve(tenant_id, run_id)
+        except LookupError:
+            return Answer(404, {"message": "no such run"})
+        except ApprovalError as exc:
+            return Answer(409, {"message": str(exc)})
+        except RunInProgressError as busy:
+            return Answer(409, {"message": "another run is in progress", "runId": busy.run_id})
+        return Answer(200, record.model_dump(mode="json"))
 
     def run_status(self, tenant_id: str, run_id: str, headers: Mapping[str, str], now: float) -> Answer:
         if self._authenticated(tenant_id, b"", headers, now) is None:
