@@ -152,6 +152,14 @@ class LocalRunner:
     # -- the local AWS world ---------------------------------------------------------------
 
     def __enter__(self) -> LocalRunner:
+        try:
+            self._start()
+        except BaseException:
+            self._stack.close()  # a failed start leaves no moto world or environment behind
+            raise
+        return self
+
+    def _start(self) -> None:
         moto_speedups.apply()
         # Lambda's logs go to CloudWatch; here to stderr, so stdout carries only results.
         logger.registered_handler.setStream(sys.stderr)
@@ -171,6 +179,15 @@ class LocalRunner:
                                              "maxReceiveCount": self.options.max_receive_count}),
             },
         )["QueueUrl"]
+        boto3.client("dynamodb", region_name=REGION).create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        if self.state is not None:  # before S3 notifies anyone: restored files are not new runs
+            self.state.restore(**self._state_resources())
         self.events_url = self.sqs.create_queue(QueueName=S3_EVENTS_QUEUE)["QueueUrl"]
         self.s3.put_bucket_notification_configuration(
             Bucket=BUCKET,
@@ -181,20 +198,11 @@ class LocalRunner:
                                                    {"Name": "suffix", "Value": "manifest.json"}]}},
             }]},
         )
-        boto3.client("dynamodb", region_name=REGION).create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                  {"AttributeName": "sk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
         self._stack.enter_context(_environment({"ACTIONS_QUEUE_URL": self.actions_url,
                                                  "DEAD_LETTER_QUEUE_URL": self.dlq_url}))
         self._drain_events()  # S3 sends a test event when notifications are set up
         if self.state is not None:
-            self.state.restore(**self._state_resources())
             self._close_interrupted_runs()
-        return self
 
     def __exit__(self, *exc: object) -> None:
         try:
