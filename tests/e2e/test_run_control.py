@@ -106,6 +106,8 @@ def test_dlq_list_shows_failed_items_with_reasons_and_redrive_applies_them_after
     assert json.loads(redriven.stdout)["moved"] == 1 and json.loads(redriven.stdout)["failed"] == []
     assert sorted(a["externalId"] for a in emulator.accounts(COMPANY)) == ["a", "b"]
     assert as_json(coa_sync("dlq", "list", "--json"))["letters"] == []
+    run = as_json(coa_sync("show", run_id, "--json"))["run"]
+    assert (run["applied"]["create"], run["failed"]) == (2, 0)  # the redriven item counts as applied, not failed
 
 
 def test_unknown_runs_and_a_busy_state_are_exit_2(state_dir):

@@ -6,7 +6,10 @@ import json
 import uuid
 
 import httpx
+from coa_sync.adapters.ledger import Ledger
+from coa_sync.adapters.queues import DeadLetterQueue
 from coa_sync.models import ActionKind, Plan
+from coa_sync_local.runner import TABLE
 
 from tests.support import API_KEY, COMPANY, SEED_PLEO, SEED_SOURCE, write_csv
 
@@ -80,6 +83,26 @@ def test_items_pleo_rejects_go_to_the_dlq_with_reasons_and_the_rest_is_applied(e
     letters = runner.dead_letters()
     assert {letter.message.action.external_id for letter in letters} == {"bad", "u"}
     assert all(letter.message.run_id == result.run_id for letter in letters)
+
+
+def test_redriven_dead_letters_count_once_whether_they_fail_again_or_apply(emulator, make_runner, tmp_path):
+    emulator.add_company(COMPANY, api_keys=[API_KEY], tax_codes=["VAT25"])
+    rows = [("good", "1", "Good", True, "VAT25"), ("bad", "2", "Bad", True, "VAT12")]
+    runner = make_runner(write_csv(tmp_path / "chart.csv", rows))
+    result = runner.run("acme")
+    dlq = DeadLetterQueue(runner.dlq_url, runner.sqs)
+    ledger = Ledger(TABLE)
+
+    assert dlq.redrive(runner.actions_url).messages == 1 and runner.apply_queued() == 0  # not fixed yet
+    assert [letter.message.action.external_id for letter in dlq.letters()] == ["bad"]
+    record = ledger.get("acme", result.run_id)
+    assert (record.applied.create, record.failed) == (1, 1)  # failed again, counted once
+
+    emulator.add_tax_codes(COMPANY, ["VAT12"])
+    assert dlq.redrive(runner.actions_url).messages == 1 and runner.apply_queued() == 0
+    assert dlq.letters() == [] and set(active(emulator)) == {"good", "bad"}
+    record = ledger.get("acme", result.run_id)
+    assert (record.applied.create, record.failed) == (2, 0)
 
 
 def test_rate_limited_writes_wait_for_retry_after_and_complete(emulator, make_runner, tmp_path):

@@ -69,25 +69,26 @@ class WriteReport:
     # Why each message left to retry could not be applied this time.
     retry_reasons: dict[str, str] = field(default_factory=dict)
 
-    def count(self, message: ActionMessage, key: str) -> None:
-        self.runs.setdefault((message.tenant_id, message.run_id), Counter())[key] += 1
+    def count(self, message: ActionMessage, key: str, n: int = 1) -> None:
+        self.runs.setdefault((message.tenant_id, message.run_id), Counter())[key] += n
 
 
 class _TenantUnavailable(Exception):
     """Pleo is failing for this tenant right now: leave its other messages for a later delivery."""
 
 
-def _action_message(body: str) -> ActionMessage | str:
-    """The action, or why it cannot be read. A dead letter moved back from the DLQ brings its action along."""
+def _action_message(body: str) -> tuple[ActionMessage | str, bool]:
+    """The action, or why it cannot be read; and whether it is a dead letter moved back from the DLQ
+    (which brings its action along)."""
     try:
-        return ActionMessage.model_validate_json(body)
+        return ActionMessage.model_validate_json(body), False
     except ValidationError as exc:
         problem = f"unreadable action message: {exc.errors()[0]['msg']}"
     try:
         letter = DeadLetter.model_validate_json(body)
     except ValidationError:
-        return problem
-    return letter.message if letter.message is not None else problem
+        return problem, False
+    return (letter.message, True) if letter.message is not None else (problem, False)
 
 
 @dataclass
@@ -106,15 +107,23 @@ class Writer:
     def apply(self, records: Sequence[Record]) -> WriteReport:
         self.report = WriteReport()
         by_tenant: dict[str, list[tuple[Record, ActionMessage]]] = {}
+        redriven: list[tuple[Record, ActionMessage]] = []
         for record in records:
-            message = _action_message(record.body)
+            message, from_dlq = _action_message(record.body)
             if isinstance(message, str):
                 self._dead([record], DeadLetter(reasons=[message], body=record.body))
-            else:
-                by_tenant.setdefault(message.tenant_id, []).append((record, message))
+                continue
+            by_tenant.setdefault(message.tenant_id, []).append((record, message))
+            if from_dlq:
+                redriven.append((record, message))
         for tenant_id, items in by_tenant.items():
             self._apply_tenant(tenant_id, items)
         self._give_up_on_last_deliveries([item for items in by_tenant.values() for item in items])
+        # A redriven item was counted failed when it went to the DLQ; settled now, it is counted
+        # again by its new outcome (applied, or failed once more), so its old failure is taken back.
+        for record, message in redriven:
+            if self.report.outcomes.get(record.message_id) in (Outcome.APPLIED, Outcome.DEAD):
+                self.report.count(message, "failed", -1)
         return self.report
 
     def _give_up_on_last_deliveries(self, items: list[tuple[Record, ActionMessage]]) -> None:
