@@ -129,7 +129,7 @@ def _show(args: argparse.Namespace) -> int:
 def _diff(args: argparse.Namespace) -> int:
     with _deployment(args) as deployment:
         first = deployment.find_run(args.run_a, args.tenant)
-        second = deployment.find_run(args.run_b, args.tenant or first.tenant_id)
+        second = deployment.find_run(args.run_b, args.tenant)
         if first.tenant_id != second.tenant_id:
             raise ControlError(f"run {args.run_a} is tenant {first.tenant_id!r}'s, run {args.run_b} is "
                                f"{second.tenant_id!r}'s: compare two runs of one tenant")
