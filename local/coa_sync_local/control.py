@@ -49,8 +49,7 @@ class Deployment:
     runner: local.LocalRunner | None = None
 
     def find_run(self, run_id: str, tenant_id: str | None = None) -> RunRecord:
-        tenant_ids = [tenant_id] if tenant_id else [tenant.tenant_id for tenant in self.tenants.all()]
-        for candidate in tenant_ids:
+        for candidate in self._tenant_ids(tenant_id):
             if record := self.ledger.get(candidate, run_id):
                 return record
         where = f"tenant {tenant_id!r}" if tenant_id else "any tenant"
@@ -58,8 +57,7 @@ class Deployment:
 
     def runs(self, tenant_id: str | None = None, limit: int = 20) -> list[RunRecord]:
         """The most recent runs, newest first, of one tenant or of all."""
-        tenant_ids = [tenant_id] if tenant_id else [tenant.tenant_id for tenant in self.tenants.all()]
-        records = [record for candidate in tenant_ids for record in self.ledger.runs(candidate, limit)]
+        records = [record for candidate in self._tenant_ids(tenant_id) for record in self.ledger.runs(candidate, limit)]
         return sorted(records, key=lambda record: record.run_id, reverse=True)[:limit]
 
     def plan(self, record: RunRecord) -> Plan | None:
@@ -75,6 +73,9 @@ class Deployment:
     def letters(self, run_id: str | None = None) -> list[DeadLetter]:
         return [letter for letter in self.dead_letters.letters()
                 if run_id is None or (letter.message is not None and letter.message.run_id == run_id)]
+
+    def _tenant_ids(self, tenant_id: str | None) -> list[str]:
+        return [tenant_id] if tenant_id else [tenant.tenant_id for tenant in self.tenants.all()]
 
     def _get(self, key: str, model: Any) -> Any:
         try:
