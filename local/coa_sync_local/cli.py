@@ -156,7 +156,8 @@ def _demo(args: argparse.Namespace) -> int:
             for account in pleo.accounts(DEMO_COMPANY):
                 if not account["archived"]:
                     print(f"  {account['code'] or '':>6}  {account['name']}  ({account['externalId']})")
-            print(f"\nDemo finished in {time.monotonic() - started:.1f}s.")
+            print(f"\nDemo finished in {time.monotonic() - started:.1f}s. The run is kept in the local state: "
+                  "see it with `coa-sync runs` and `coa-sync show RUN_ID`.")
     return code
 
 
