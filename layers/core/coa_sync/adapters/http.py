@@ -4,12 +4,21 @@ and what an error answer says."""
 from __future__ import annotations
 
 import random
+import ssl
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
+from functools import cache
 from typing import Any
 
 import httpx
+
+
+@cache
+def tls() -> ssl.SSLContext:
+    """The TLS settings every HTTP client shares (verify=tls()). Left to itself, httpx builds a context per
+    client, loading the CA bundle each time (~70 ms), even for an http:// URL that never uses it."""
+    return httpx.create_ssl_context()
 
 
 def backoff(attempt: int) -> float:

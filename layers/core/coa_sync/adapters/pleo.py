@@ -17,7 +17,7 @@ import httpx
 from pydantic import SecretStr, ValidationError
 
 from coa_sync.adapters import http as retries
-from coa_sync.adapters.http import error_message, is_transient
+from coa_sync.adapters.http import error_message, is_transient, tls
 from coa_sync.models import AccountFields, ItemError, Model, PleoAccount, TargetSnapshot
 from coa_sync.ratelimit import SlidingWindowLimiter
 
@@ -100,6 +100,7 @@ class PleoClient:
             headers={**credentials.headers(), "Accept": "application/json"},
             timeout=timeout,
             transport=transport,
+            verify=tls(),
         )
         self._limiter = limiter
         self._max_attempts = max_attempts

@@ -17,7 +17,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from coa_sync.adapters import http as retries
-from coa_sync.adapters.http import is_transient
+from coa_sync.adapters.http import is_transient, tls
 from coa_sync.models import Action, ActionKind, ItemError, SourceSnapshot
 from coa_sync.ratelimit import SlidingWindowLimiter
 
@@ -128,7 +128,7 @@ class RetryingHttp:
     ) -> None:
         self.system = system
         self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
-                                  headers={"Accept": "application/json"})
+                                  headers={"Accept": "application/json"}, verify=tls())
         self._limiter = limiter
         self._describe = describe
         self._max_attempts = max_attempts
