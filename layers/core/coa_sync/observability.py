@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import wrapt
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -12,8 +13,15 @@ SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "coa-sync")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CoaSync")
 
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+# Not Powertools' auto_patch: it imports every library X-Ray can trace (botocore, httpx, sqlite3...) at cold
+# start. Each library we call is patched for X-Ray when something first imports it, which a path may never do.
+tracer = Tracer(service=SERVICE, auto_patch=False)
 metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
+
+if not tracer.disabled:
+    # botocore.client rather than botocore: botocore.exceptions alone is cheap and must stay so.
+    wrapt.register_post_import_hook(lambda _: tracer.patch(["botocore"]), "botocore.client")
+    wrapt.register_post_import_hook(lambda _: tracer.patch(["httpx"]), "httpx")
 
 
 def observe_pleo(endpoint: str, status: int, seconds: float) -> None:
