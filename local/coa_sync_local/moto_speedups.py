@@ -1,27 +1,82 @@
 """Speed fixes for moto's SQS, applied by the local runner; what SQS does is unchanged.
 
-- moto builds every queue attribute, including three message counts that each scan the
-  whole queue, whenever it reads one setting, and it reads settings for every message
-  sent: sending n messages cost O(n²) (2,500 actions took about 100 s). The counts become
-  lazy: computed when something reads them (GetQueueAttributes), exactly as before.
-- Each receive checks every message's visibility with a datetime-based clock (about 4 µs a
-  call); the same epoch milliseconds from time.time() make a receive on a deep queue cheap.
-- Each delete scanned the whole queue twice and rebuilt it; it now stops at the message.
+moto's SQS is written for a handful of messages; the local runner queues one message per
+action, 100,000 for a large chart. Each fix below removes work whose cost grows with the
+queue (or is needlessly high per message) and keeps every answer the same:
+
+- Queue counts: moto builds every queue attribute, including three message counts that each
+  scan the whole queue, whenever it reads one setting, and it reads settings for every
+  message sent: sending n messages cost O(n²). The counts become lazy: computed when
+  something reads them (GetQueueAttributes), exactly as before.
+- Attribute names: building a queue's attributes converts each of 14 names from CamelCase
+  to snake_case, character by character (about 40 µs a name); moto does that three times
+  for every message received (retention check) and once for every message sent. The
+  conversion is a pure function of the name: it is remembered.
+- Retention check: each message received asks GetQueueAttributes (the whole attribute set)
+  for MessageRetentionPeriod; it now reads the queue's setting directly, the same value.
+- Visibility clock: each receive checks every message's visibility with a datetime-based
+  clock (about 4 µs a call); the same epoch milliseconds from time.time() are cheap.
+- Visible messages: each receive first built the list of every visible message (a scan of
+  the whole queue) to take ten from it: O(n²) to drain a queue. The visible messages are
+  now found as they are read, so a receive stops once it has its ten. Counting them and
+  waiting for one (long polling) read them the same way.
+- Receipt handles: 185 random lowercase letters, drawn with one random.choice call each
+  (about 200 µs a message received); now from random bytes, each byte below 234 taken
+  modulo 26 and the others dropped: the same alphabet and length, every letter equally
+  likely and independent, from the same (seedable) moto random generator.
+- Attribute MD5s: MD5OfMessageAttributes is worked out for every message sent and every
+  message received (about 25 µs); it depends only on the attributes' names, types and
+  values, and the messages of a run share a handful of those: the digests are remembered
+  by that content.
+- Received copies: each message received is handed out as a copy.deepcopy of the stored
+  message (so filtering its attributes leaves the stored one alone); the generic deepcopy
+  walks every field through the memo machinery. Message copies itself now: the immutable
+  fields (str, int, float, None) shared, the containers (attributes, old receipt handles)
+  copied all the way down, as deepcopy does.
+- Delete: each delete scanned the whole queue twice and rebuilt it; it now stops at the
+  message.
+
+Two more are in moto's request handling, limited to SQS's (about 30,000 calls for 100,000
+messages: send, receive and delete, ten at a time):
+
+- Response fields: moto's serializer looks up every field of a response (each message's
+  id, body, each attribute's type and value...) by trying a list of candidate names that
+  six alias rules work out afresh for every field (about 25 µs a field), then sends each
+  value through a dispatch on its type. For a plain dict, which is what SQS's responses
+  are made of, the candidates depend only on the field's name and shape and its parent's,
+  never on the values: they are worked out once per structure by the same rules and
+  remembered; the value is still the first candidate present, as before. A plain str in
+  a string field is stored under its serialized name directly, and a map whose values
+  are all plain strings (a message's system attributes) copied as it is: where the
+  dispatch (str() of a plain str is itself) would have put them.
+- Action lookup: every call lists the methods of the response class (inspect.getmembers,
+  about 0.3 ms) to check the action is one of them. SQSResponse's methods are fixed: they
+  are listed once.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import moto.core.responses as core_responses
+import moto.sqs.models as sqs_models
+from moto.core import serialize
+from moto.moto_api._internal import mock_random
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
-from moto.sqs.models import Message, Queue
+from moto.sqs.models import Message, Queue, SQSBackend
+from moto.sqs.responses import SQSResponse
 
 COUNTS = (
     "approximate_number_of_messages",
     "approximate_number_of_messages_delayed",
     "approximate_number_of_messages_not_visible",
 )
+RECEIPT_HANDLE_LENGTH = 185  # moto.sqs.utils.generate_receipt_handle's
+IMMUTABLE = (str, int, float, bool, type(None), bytes)
 
 
 class LazyCount:
@@ -46,12 +101,42 @@ class LazyCount:
     __hash__ = None  # type: ignore[assignment]
 
 
+class VisibleMessages:
+    """Queue.messages: the messages visible and not delayed, in queue order, found as they are read.
+
+    moto reads it three ways: iterating (receive: takes the first ones and stops), len()
+    (ApproximateNumberOfMessages) and truth (long polling waits until there is one).
+    """
+
+    __slots__ = ("_queue",)
+
+    def __init__(self, queue: Queue) -> None:
+        self._queue = queue
+
+    def __iter__(self) -> Iterator[Message]:
+        # Message.visible and Message.delayed, inlined: this runs for every message passed over.
+        now = time.time() * 1000
+        for message in self._queue._messages:
+            if now > message.visible_at and not now < message.delayed_until:
+                yield message
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:
+        return any(True for _ in self)
+
+
 def _visible(message: Message) -> bool:
     return time.time() * 1000 > message.visible_at
 
 
 def _delayed(message: Message) -> bool:
     return time.time() * 1000 < message.delayed_until
+
+
+def _messages(queue: Queue) -> VisibleMessages:
+    return VisibleMessages(queue)
 
 
 def _delete_message(queue: Queue, receipt_handle: str) -> None:
@@ -66,17 +151,193 @@ def _delete_message(queue: Queue, receipt_handle: str) -> None:
     raise ReceiptHandleIsInvalid()
 
 
+_delete_message.speedup = True  # type: ignore[attr-defined]  # marks the patches as applied
+
+
+# Random bytes below 234 (= 9 x 26) map evenly onto the 26 letters; the rest are dropped.
+_LETTERS = bytes(ord("a") + byte % 26 for byte in range(256))
+_UNEVEN = bytes(range(234, 256))
+
+
+def _generate_receipt_handle() -> str:
+    letters = b""
+    while len(letters) < RECEIPT_HANDLE_LENGTH:
+        letters += mock_random.randbytes(RECEIPT_HANDLE_LENGTH + 32).translate(_LETTERS, _UNEVEN)
+    return letters[:RECEIPT_HANDLE_LENGTH].decode("ascii")
+
+
+def _deep(value: Any, memo: dict[int, Any]) -> Any:
+    """copy.deepcopy for the plain data a message holds, without its per-object bookkeeping."""
+    if isinstance(value, IMMUTABLE):
+        return value
+    if type(value) is dict:
+        return {key: _deep(item, memo) for key, item in value.items()}
+    if type(value) is list:
+        return [_deep(item, memo) for item in value]
+    return copy.deepcopy(value, memo)
+
+
+def _message_deepcopy(message: Message, memo: dict[int, Any]) -> Message:
+    # cls.__new__, as deepcopy's own reconstruction does (moto's BaseModel tracks instances there).
+    duplicate = type(message).__new__(type(message))
+    memo[id(message)] = duplicate
+    duplicate.__dict__.update({name: _deep(value, memo) for name, value in message.__dict__.items()})
+    return duplicate
+
+
+_attribute_md5 = Message.attribute_md5.fget
+_attribute_md5s: dict[tuple[Any, ...], str] = {}
+ATTRIBUTE_MD5S_KEPT = 10_000
+
+
+def _remembered_attribute_md5(message: Message) -> str:
+    try:
+        # What moto's digest reads: each name (in order), DataType, and StringValue or BinaryValue.
+        content = tuple((name, value["DataType"], type(value.get("StringValue")), value.get("StringValue"),
+                         type(value.get("BinaryValue")), value.get("BinaryValue"))
+                        for name, value in sorted(message.message_attributes.items()))
+        digest = _attribute_md5s.get(content)
+    except (AttributeError, KeyError, TypeError):  # not the usual shape, or not hashable: as moto does
+        return _attribute_md5(message)
+    if digest is None:
+        digest = _attribute_md5(message)  # raises for an invalid name, and nothing is remembered
+        if len(_attribute_md5s) < ATTRIBUTE_MD5S_KEPT:
+            _attribute_md5s[content] = digest
+    return digest
+
+
+def _is_message_valid_based_on_retention_period(backend: SQSBackend, queue_name: str, message: Message) -> bool:
+    # moto's own reads the same setting through get_queue_attributes, which builds all of them.
+    retention_period = backend.get_queue(queue_name).message_retention_period  # type: ignore[attr-defined]
+    return retention_period + message.sent_timestamp / 1000 > sqs_models.unix_time()  # type: ignore[operator]
+
+
+_json_serialize_type_map = serialize.BaseJSONSerializer._serialize_type_map
+
+
+def _serialize_type_map(serializer: serialize.BaseJSONSerializer, serialized: Any, value: Any, shape: Any,
+                        key: str) -> None:
+    """BaseJSONSerializer._serialize_type_map, copying a map of plain strings as it is.
+
+    Entry by entry, each string value goes through _serialize_type_string (str() of a plain
+    str is itself) and is stored under get_serialized_name(value shape, entry name), which
+    is the entry name when the value shape has no serialized name of its own.
+    """
+    value_shape = shape.value
+    if (serializer.service_model.service_name == "sqs" and type(value) is dict
+            and value_shape.type_name == "string" and "name" not in value_shape.serialization
+            and _plain_json(type(serializer)) and all(type(item) is str for item in value.values())):
+        map_obj = serializer.MAP_TYPE()
+        serializer._default_serialize(serialized, map_obj, shape, key)
+        map_obj.update(value)
+        return
+    _json_serialize_type_map(serializer, serialized, value, shape, key)
+
+
+_json_serialize_type_structure = serialize.BaseJSONSerializer._serialize_type_structure
+# Per structure shape (kept alive here, so its id is never reused): how to serialize it from a plain dict.
+_structure_plans: dict[int, tuple[Any, tuple[tuple[Any, ...], ...]]] = {}
+
+
+@functools.cache
+def _plain_json(cls: type) -> bool:
+    """Whether cls serializes as BaseJSONSerializer does, unchanged (a subclass may override any step)."""
+    return (cls._serialize is serialize.ResponseSerializer._serialize
+            and cls._serialize_structure_member is serialize.ResponseSerializer._serialize_structure_member
+            and cls.get_value is serialize.ResponseSerializer.get_value
+            and cls._serialize_type_string is serialize.BaseJSONSerializer._serialize_type_string
+            and cls._default_serialize is serialize.ResponseSerializer._default_serialize
+            and cls.get_serialized_name is serialize.ResponseSerializer.get_serialized_name)
+
+
+def _structure_plan(serializer: serialize.BaseJSONSerializer, value: dict[str, Any],
+                    shape: Any) -> tuple[tuple[Any, ...], ...]:
+    """Each member's (key, shape, candidate names, serialized name, is a string), worked out once.
+
+    The candidate names are what the value picker's alias rules give for the member; for a
+    plain dict (no Meta aliases, class name "dict") they depend only on the member's key and
+    shape and on this structure, so they are the same for every dict serialized as it.
+    """
+    entry = _structure_plans.get(id(shape))
+    if entry is None or entry[0] is not shape:
+        members = []
+        for member_key, member_shape in shape.members.items():
+            member_shape.parent = shape  # what the alias rules read, as the serializer sets it
+            context = serialize.AttributePickerContext(
+                obj=value, key=member_key, shape=member_shape, operation_model=serializer.operation_model,
+                service_model=serializer.operation_model.service_model, key_path=".".join(serializer.path))
+            candidates = tuple(serializer._value_picker.get_possible_keys(context))
+            members.append((member_key, member_shape, candidates, any("." in c for c in candidates),
+                            member_shape.serialization.get("name", member_key), member_shape.type_name == "string"))
+        entry = _structure_plans[id(shape)] = (shape, tuple(members))
+    return entry[1]
+
+
+def _serialize_type_structure(serializer: serialize.BaseJSONSerializer, serialized: Any, value: Any, shape: Any,
+                              key: str) -> None:
+    """BaseJSONSerializer._serialize_type_structure for a plain dict, from the structure's plan.
+
+    The same loop as ResponseSerializer._serialize_type_structure with _serialize_structure_member
+    and get_value inlined: a member's value is the first of its candidate names present in the
+    dict (None if none is), a missing (None) value is skipped, and a plain str in a string
+    member is stored under its serialized name, which is where _serialize ->
+    _serialize_type_string (str() of a plain str is itself) -> _default_serialize puts it.
+    """
+    picker = serializer._value_picker
+    if (type(value) is not dict or serializer.service_model.service_name != "sqs" or shape.is_document_type
+            or not _plain_json(type(serializer)) or type(picker) is not serialize.XFormedAttributePicker
+            or picker.alias_providers is not serialize.DEFAULT_ALIAS_PROVIDERS or picker.response_transformers):
+        _json_serialize_type_structure(serializer, serialized, value, shape, key)
+        return
+    wrapper = serializer.MAP_TYPE() if key else serialized
+    missing = serialize.MISSING
+    for member_key, member_shape, candidates, dotted, name, is_string in _structure_plan(serializer, value, shape):
+        member_shape.parent = shape
+        member_value = None
+        for candidate in candidates:
+            # moto.core.utils.get_value: a dotted name is a path; on a dict anything else is one key.
+            found = serialize.get_value(value, candidate, missing) if dotted else value.get(candidate, missing)
+            if found is not missing:
+                member_value = found
+                break
+        if member_value is None:
+            continue
+        if is_string and type(member_value) is str:
+            wrapper[name] = member_value
+        else:
+            serializer._serialize(wrapper, member_value, member_shape, member_key)
+    if key:
+        serializer._default_serialize(serialized, wrapper, shape, key)
+
+
+_method_names_from_class = core_responses.method_names_from_class
+_sqs_methods = _method_names_from_class(SQSResponse)
+
+
+def _method_names(clazz: object) -> list[str]:
+    return _sqs_methods if clazz is SQSResponse else _method_names_from_class(clazz)
+
+
 def apply() -> None:
+    if getattr(Queue.delete_message, "speedup", False):
+        return
     Queue.delete_message = _delete_message  # type: ignore[method-assign]
     Message.visible = property(_visible)  # type: ignore[assignment,method-assign]
     Message.delayed = property(_delayed)  # type: ignore[assignment,method-assign]
+    Message.__deepcopy__ = _message_deepcopy  # type: ignore[attr-defined]
+    Queue.messages = property(_messages)  # type: ignore[assignment,method-assign]
+    SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
+        _is_message_valid_based_on_retention_period)
+    sqs_models.camelcase_to_underscores = functools.cache(sqs_models.camelcase_to_underscores)
+    sqs_models.generate_receipt_handle = _generate_receipt_handle
+    Message.attribute_md5 = property(_remembered_attribute_md5)  # type: ignore[assignment,method-assign]
+    serialize.BaseJSONSerializer._serialize_type_map = _serialize_type_map  # type: ignore[method-assign]
+    serialize.BaseJSONSerializer._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]
+    core_responses.method_names_from_class = _method_names
     for name in COUNTS:
         count = getattr(Queue, name)
-        if getattr(count.fget, "lazy", False):
-            continue
 
         def lazy(queue: Queue, _count: Callable[[Queue], int] = count.fget) -> LazyCount:
             return LazyCount(lambda: _count(queue))
 
-        lazy.lazy = True  # type: ignore[attr-defined]
         setattr(Queue, name, property(lazy))

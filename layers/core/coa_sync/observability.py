@@ -19,8 +19,9 @@ tracer = Tracer(service=SERVICE, auto_patch=False)
 metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
 
 if not tracer.disabled:
-    # botocore.client rather than botocore: botocore.exceptions alone is cheap and must stay so.
-    wrapt.register_post_import_hook(lambda _: tracer.patch(["botocore"]), "botocore.client")
+    # On boto3, which our adapters and Powertools' parameters import botocore through: botocore.exceptions alone
+    # is cheap and must stay so, and botocore.client is not yet bound to its package when it finishes loading.
+    wrapt.register_post_import_hook(lambda _: tracer.patch(["botocore"]), "boto3")
     wrapt.register_post_import_hook(lambda _: tracer.patch(["httpx"]), "httpx")
 
 
