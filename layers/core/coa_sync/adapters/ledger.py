@@ -11,10 +11,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
-from coa_sync.adapters.aws import resource
+from coa_sync.adapters.aws import Attr, Key, table
 from coa_sync.models import RunRecord
 
 LOCK_SK = "LOCK"
@@ -33,7 +32,7 @@ class RunInProgressError(RuntimeError):
 
 class Ledger:
     def __init__(self, table_name: str, dynamodb: Any | None = None, clock=time.time) -> None:
-        self._table = (dynamodb or resource("dynamodb")).Table(table_name)
+        self._table = table(table_name, dynamodb)
         self._clock = clock
 
     # -- the lock ------------------------------------------------------------------------

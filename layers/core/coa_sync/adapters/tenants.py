@@ -6,10 +6,9 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.conditions import Attr, Key
 from pydantic import ValidationError
 
-from coa_sync.adapters.aws import resource
+from coa_sync.adapters.aws import Attr, Key, table
 from coa_sync.models import Tenant
 
 CONFIG_SK = "CONFIG"
@@ -21,7 +20,7 @@ class TenantConfigError(ValueError):
 
 class TenantStore:
     def __init__(self, table_name: str, dynamodb: Any | None = None) -> None:
-        self._table = (dynamodb or resource("dynamodb")).Table(table_name)
+        self._table = table(table_name, dynamodb)
 
     def get(self, tenant_id: str) -> Tenant | None:
         item = self._table.get_item(Key={"pk": _pk(tenant_id), "sk": CONFIG_SK}, ConsistentRead=True).get("Item")
