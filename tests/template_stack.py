@@ -405,6 +405,7 @@ class LambdaFunction:
         module_name, attribute = properties["Handler"].rsplit(".", 1)
         path = ROOT / properties["CodeUri"] / f"{module_name}.py"
         self.calls: list[Call] = []  # the AWS calls of the last cold start or invocation
+        self.layer: dict[str, ModuleType] = {}  # the function's own copy of the layer's modules
         with self._running():
             self.module = _load_module(path, f"coa_sync_template_{logical}_{uuid.uuid4().hex}")
         self.handler = getattr(self.module, attribute)
@@ -417,7 +418,7 @@ class LambdaFunction:
     @contextlib.contextmanager
     def _running(self) -> Iterator[None]:
         start = len(self.stack.calls)
-        with _environment(self.env, unset=SETTINGS_VARIABLES):
+        with _environment(self.env, unset=SETTINGS_VARIABLES), _own_layer(self.layer):
             try:
                 yield
             finally:
@@ -428,19 +429,29 @@ class LambdaFunction:
 
 
 def _load_module(path: Path, name: str) -> ModuleType:
-    """The handler module, importing its own fresh copy of the layer: module-level state (Powertools
-    objects, cached clients, rate limiters) starts anew, as in a new Lambda process, and is not
-    shared with the tests' copy, which is put back afterwards."""
+    """The handler module (run it in the function's _own_layer)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.contextmanager
+def _own_layer(modules: dict[str, ModuleType]) -> Iterator[None]:
+    """Runs with `modules` as the layer's modules (none at a cold start: a fresh copy is imported) and
+    keeps in it whatever the function imports meanwhile, at its cold start or, lazily, in an invocation.
+    So a function has its own copy of the layer, as in its own Lambda process: module-level state
+    (Powertools objects, cached clients, rate limiters) starts anew and is not shared with the tests'
+    copy, which is put back afterwards."""
     ours = {key: module for key, module in sys.modules.items() if _in_layer(key)}
     for key in ours:
         del sys.modules[key]
+    sys.modules.update(modules)
     try:
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None, path
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
+        yield
     finally:
+        modules.update({key: module for key, module in sys.modules.items() if _in_layer(key)})
         for key in [key for key in sys.modules if _in_layer(key)]:
             del sys.modules[key]
         sys.modules.update(ours)

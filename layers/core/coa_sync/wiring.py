@@ -1,26 +1,34 @@
 """The composition root: builds each step's adapters from its settings.
 
 Handlers and the local runner both get their services here, so they run the same code.
+The Pleo client and the connectors (httpx) are imported by the functions that build them:
+every handler imports this module, and only the paths that call Pleo or an accounting system
+should pay for those imports.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import closing
+from typing import TYPE_CHECKING
 
-from coa_sync import connectors, keys
+from coa_sync import keys
 from coa_sync.adapters.events import RunEvents
-from coa_sync.adapters.pleo import PleoClient
 from coa_sync.adapters.secrets import pleo_credentials
 from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.models import RunRecord, SourceConfig, SourceSnapshot, TargetSnapshot, Tenant
 from coa_sync.ratelimit import limiter_for
 from coa_sync.settings import CommonSettings, PleoSettings
 
+if TYPE_CHECKING:
+    from coa_sync.adapters.pleo import PleoClient
+
 Observer = Callable[[str, int, float], None]
 
 
 def pleo_client(settings: PleoSettings, tenant: Tenant, observe: Observer | None = None) -> PleoClient:
+    from coa_sync.adapters.pleo import PleoClient
+
     return PleoClient(
         str(settings.pleo_base_url),
         pleo_credentials(tenant.pleo_secret_name),
@@ -38,6 +46,8 @@ def pleo_snapshot(settings: PleoSettings, tenant: Tenant, observe: Observer | No
 
 def source_snapshot(config: SourceConfig, store: SnapshotStore) -> SourceSnapshot:
     """The tenant's chart from whichever system its source config names (see coa_sync.connectors)."""
+    from coa_sync import connectors
+
     with closing(connectors.source_for(config, connectors.ConnectorDeps(files=store))) as source:
         return source.read_accounts()
 

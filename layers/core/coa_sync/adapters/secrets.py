@@ -1,13 +1,17 @@
-"""Pleo and connector credentials from Secrets Manager, through Powertools' cached parameters utility."""
+"""Pleo and connector credentials from Secrets Manager, through Powertools' cached parameters utility.
+
+Powertools' parameters (which imports boto3) and the Pleo client (httpx) are imported on the first
+secret read, not when a handler imports this module.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities import parameters
 from pydantic import ValidationError
 
-from coa_sync.adapters.pleo import PleoCredentials
+if TYPE_CHECKING:
+    from coa_sync.adapters.pleo import PleoCredentials
 
 CACHE_SECONDS = 300
 
@@ -18,6 +22,8 @@ class SecretError(ValueError):
 
 def secret_json(secret_name: str) -> Any:
     """A secret's decoded JSON value (cached for CACHE_SECONDS); errors name the secret, never its value."""
+    from aws_lambda_powertools.utilities import parameters
+
     try:
         return parameters.get_secret(secret_name, transform="json", max_age=CACHE_SECONDS)
     except parameters.exceptions.GetParameterError as exc:
@@ -27,6 +33,8 @@ def secret_json(secret_name: str) -> Any:
 
 
 def pleo_credentials(secret_name: str) -> PleoCredentials:
+    from coa_sync.adapters.pleo import PleoCredentials
+
     value = secret_json(secret_name)
     try:
         credentials = PleoCredentials.model_validate(value)

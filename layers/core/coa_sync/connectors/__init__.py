@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from coa_sync.connectors import dualentry, stackone, thredfi
+from coa_sync.adapters.secrets import secret_json
 from coa_sync.connectors.base import (
     Capabilities,
     ConnectorError,
@@ -29,11 +29,8 @@ from coa_sync.connectors.base import (
 from coa_sync.connectors.file import FileConnector, ObjectReader
 from coa_sync.models import DualEntrySource, FileSource, StackOneSource, ThredfiSource
 
-
-def _secret_json(name: str) -> Any:
-    from coa_sync.adapters.secrets import secret_json  # Powertools' parameters, only when a secret is needed
-
-    return secret_json(name)
+if TYPE_CHECKING:
+    from coa_sync.connectors import dualentry, stackone, thredfi
 
 
 @dataclass(frozen=True)
@@ -41,7 +38,7 @@ class ConnectorDeps:
     """What connectors are built with: an S3 reader for files, secrets, and test seams."""
 
     files: ObjectReader | None = None
-    secret: Callable[[str], Any] = _secret_json
+    secret: Callable[[str], Any] = secret_json
     options: dict[str, Any] = field(default_factory=dict)  # e.g. transport, sleep, max_attempts (tests)
 
 
@@ -50,24 +47,31 @@ def _file(config: FileSource, deps: ConnectorDeps) -> FileConnector:
 
 
 def _thredfi(config: ThredfiSource, deps: ConnectorDeps) -> thredfi.ThredfiConnector:
+    from coa_sync.connectors import thredfi
+
     credentials = read_secret_model(deps.secret(config.secret_name), thredfi.ThredfiCredentials, config.secret_name,
                                     "partnerUuid and apiKey")
     return thredfi.ThredfiConnector(config, credentials, **deps.options)
 
 
 def _dualentry(config: DualEntrySource, deps: ConnectorDeps) -> dualentry.DualEntryConnector:
+    from coa_sync.connectors import dualentry
+
     credentials = read_secret_model(deps.secret(config.secret_name), dualentry.DualEntryCredentials,
                                     config.secret_name, "apiKey")
     return dualentry.DualEntryConnector(config, credentials, **deps.options)
 
 
 def _stackone(config: StackOneSource, deps: ConnectorDeps) -> stackone.StackOneConnector:
+    from coa_sync.connectors import stackone
+
     credentials = read_secret_model(deps.secret(config.secret_name), stackone.StackOneCredentials,
                                     config.secret_name, "apiKey")
     return stackone.StackOneConnector(config, credentials, **deps.options)
 
 
 # kind -> factory. Every kind is a source; the ones whose API documents account writes are targets too.
+# Each factory imports its system's module: a run loads the one connector its tenant uses.
 SOURCES: dict[str, Callable[[Any, ConnectorDeps], SourceConnector]] = {
     "file": _file, "thredfi": _thredfi, "dualentry": _dualentry, "stackone": _stackone,
 }
