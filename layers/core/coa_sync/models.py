@@ -38,6 +38,8 @@ class Model(BaseModel):
         serialize_by_alias=True,
         frozen=True,
         extra="ignore",
+        # Validators are built when a model is first used, not at import: a handler uses a few of these.
+        defer_build=True,
     )
 
 
