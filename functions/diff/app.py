@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from coa_sync import wiring
 from coa_sync.adapters.ledger import Ledger
@@ -25,12 +24,14 @@ finished = wiring.run_finisher(settings, files)
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-@event_source(data_class=S3Event)
-def handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     runs = []
-    for record in event.records:
-        manifest, plan = diff_run(unquote_plus(record.s3.get_object.key), files=files, actions=actions,
-                                  guard=settings.archive_guard, ledger=ledger, finished=finished)
+    # The event read as a plain dict: Powertools' S3Event would import every event class it knows (~25 ms).
+    for record in event["Records"]:
+        # S3 URL-encodes the key in its events (a space arrives as '+').
+        key = unquote_plus(record["s3"]["object"]["key"])
+        manifest, plan = diff_run(key, files=files, actions=actions, guard=settings.archive_guard, ledger=ledger,
+                                  finished=finished)
         logger.set_correlation_id(manifest.run_id)
         counts = plan.counts()
         logger.info("plan made", extra={"tenant": manifest.tenant_id, "dryRun": manifest.dry_run,
