@@ -4,20 +4,24 @@ and what an error answer says."""
 from __future__ import annotations
 
 import random
-import ssl
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import ssl
+
+    import httpx
 
 
 @cache
 def tls() -> ssl.SSLContext:
     """The TLS settings every HTTP client shares (verify=tls()). Left to itself, httpx builds a context per
     client, loading the CA bundle each time (~70 ms), even for an http:// URL that never uses it."""
+    import httpx
+
     return httpx.create_ssl_context()
 
 

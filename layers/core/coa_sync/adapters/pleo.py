@@ -3,6 +3,9 @@
 Retries only what may succeed later (429, 5xx, timeouts, dropped connections), honouring
 Retry-After; every other error is permanent and raised at once. Credentials live in the
 httpx client only: they are never logged, and errors carry Pleo's message, not our request.
+
+httpx is imported when the first client is made (as boto3 is, see adapters.aws): the writer
+imports this module for its types and errors at cold start.
 """
 
 from __future__ import annotations
@@ -11,15 +14,17 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import SecretStr, ValidationError
 
 from coa_sync.adapters import http as retries
 from coa_sync.adapters.http import error_message, is_transient, tls
 from coa_sync.models import AccountFields, ItemError, Model, PleoAccount, TargetSnapshot
 from coa_sync.ratelimit import SlidingWindowLimiter
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_BATCH = 1000  # Pleo's documented maximum items per batch create
 PAGE_SIZE = 1000  # asked for; Pleo caps it server-side and we follow the cursor either way
@@ -35,6 +40,8 @@ class PleoCredentials(Model):
     access_token: SecretStr | None = None
 
     def auth(self) -> httpx.Auth | None:
+        import httpx
+
         if self.api_key is not None:
             return httpx.BasicAuth(self.api_key.get_secret_value(), "")
         return None
@@ -94,6 +101,8 @@ class PleoClient:
     ) -> None:
         if credentials.api_key is None and credentials.access_token is None:
             raise ValueError("Pleo credentials need an apiKey or an accessToken")
+        import httpx
+
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             auth=credentials.auth(),
@@ -200,6 +209,8 @@ class PleoClient:
     # -- transport -----------------------------------------------------------------------
 
     def _request(self, kind: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        import httpx
+
         for attempt in range(1, self._max_attempts + 1):
             self._limiter.acquire()
             API_CALLS[kind] += 1
