@@ -48,6 +48,7 @@ from coa_sync.models import (
 from coa_sync.observability import NAMESPACE, SERVICE, logger, metrics
 from coa_sync.pipeline import runs
 from moto import mock_aws
+from moto.sqs.models import Message, SQSBackend, sqs_backends
 
 from coa_sync_local import moto_speedups
 from coa_sync_local.environ import environment as _environment
@@ -315,9 +316,18 @@ class LocalRunner:
         return iter(events)
 
     def _drain_actions(self, writer: ModuleType, total: int) -> int:
-        """Play the SQS event source mapping until the queue is empty; returns messages left."""
+        """Play the SQS event source mapping until the queue is empty; returns messages left.
+
+        Lambda's poller is part of AWS, not an SQS client: like moto's own event source
+        mapping, it calls moto's SQS (ReceiveMessage, DeleteMessageBatch, ChangeMessageVisibility,
+        within their limits) in process rather than through a boto3 client, so the queue keeps
+        every rule of moto's SQS (visibility, receive counts, redrive) without two HTTP-shaped
+        round trips per ten messages.
+        """
         deadline = time.monotonic() + self.options.drain_timeout_seconds
         arn = self._arn(self.actions_url)
+        sqs, queue = _sqs_backend(self.actions_url)
+        visibility = self.options.visibility_timeout  # for messages the writer reported as failed
         done = 0
         while time.monotonic() < deadline:
             batch = self._receive_batch()
@@ -326,33 +336,32 @@ class LocalRunner:
                     return 0
                 time.sleep(0.2)  # failed messages reappear after the visibility timeout
                 continue
-            event = {"Records": [_sqs_record(message, arn) for message in batch]}
+            event = {"Records": [_event_record(message, arn) for message in batch]}
             context = LambdaContext("coa-sync-writer", timeout_seconds=self.options.writer_timeout_seconds)
             response = _invoke(writer, event, context)
             retry = {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
-            for message in batch:
-                if message["MessageId"] in retry:
-                    self.sqs.change_message_visibility(
-                        QueueUrl=self.actions_url, ReceiptHandle=message["ReceiptHandle"],
-                        VisibilityTimeout=self.options.visibility_timeout)
-            settled = [m for m in batch if m["MessageId"] not in retry]
+            failed = [message for message in batch if message.id in retry]
+            for start in range(0, len(failed), SQS_RECEIVE_MAX):
+                sqs.change_message_visibility_batch(queue, [
+                    {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": visibility}
+                    for i, m in enumerate(failed[start:start + SQS_RECEIVE_MAX])])
+            settled = [message for message in batch if message.id not in retry]
             for start in range(0, len(settled), SQS_RECEIVE_MAX):
-                chunk = settled[start:start + SQS_RECEIVE_MAX]
-                self.sqs.delete_message_batch(QueueUrl=self.actions_url, Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)])
+                sqs.delete_message_batch(queue, [{"Id": str(i), "ReceiptHandle": m.receipt_handle}
+                                                 for i, m in enumerate(settled[start:start + SQS_RECEIVE_MAX])])
             done += len(settled)
             self.progress(f"writer: {done}/{total} actions settled" + (f", {len(retry)} to retry" if retry else ""))
         return self._in_flight()
 
-    def _receive_batch(self) -> list[dict[str, Any]]:
-        batch: list[dict[str, Any]] = []
+    def _receive_batch(self) -> list[Message]:
+        """Up to writer_batch_size messages, ten per ReceiveMessage, hidden for the writer's timeout."""
+        sqs, queue = _sqs_backend(self.actions_url)
+        batch: list[Message] = []
         while len(batch) < self.options.writer_batch_size:
-            messages = self.sqs.receive_message(
-                QueueUrl=self.actions_url,
-                VisibilityTimeout=int(self.options.writer_timeout_seconds),
-                MaxNumberOfMessages=min(SQS_RECEIVE_MAX, self.options.writer_batch_size - len(batch)),
-                AttributeNames=["All"], MessageAttributeNames=["All"],
-            ).get("Messages", [])
+            messages = sqs.receive_message(
+                queue, count=min(SQS_RECEIVE_MAX, self.options.writer_batch_size - len(batch)),
+                wait_seconds_timeout=0, visibility_timeout=int(self.options.writer_timeout_seconds),
+                message_attribute_names=["All"])
             if not messages:
                 break
             batch.extend(messages)
@@ -410,6 +419,31 @@ def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
         "eventSourceARN": queue_arn,
         "awsRegion": REGION,
     }
+
+
+def _sqs_backend(queue_url: str) -> tuple[SQSBackend, str]:
+    """moto's SQS for the queue at this URL (https://sqs.<region>.amazonaws.com/<account>/<name>), and its name."""
+    account, name = queue_url.rsplit("/", 2)[1:]
+    return sqs_backends[account][REGION], name
+
+
+def _event_record(message: Message, queue_arn: str) -> dict[str, Any]:
+    """A message moto's SQS handed out, as Lambda's event source mapping hands it to the function:
+    the attributes ReceiveMessage answers for AttributeNames=All."""
+    attributes = {"SenderId": message.sender_id, "SentTimestamp": str(message.sent_timestamp),
+                  "ApproximateReceiveCount": str(message.approximate_receive_count),
+                  "ApproximateFirstReceiveTimestamp": str(message.approximate_first_receive_timestamp)}
+    if message.deduplication_id is not None:
+        attributes["MessageDeduplicationId"] = message.deduplication_id
+    if message.group_id is not None:
+        attributes["MessageGroupId"] = message.group_id
+    if message.system_attributes and message.system_attributes.get("AWSTraceHeader"):
+        attributes["AWSTraceHeader"] = message.system_attributes["AWSTraceHeader"].get("StringValue")
+    if message.sequence_number is not None:
+        attributes["SequenceNumber"] = message.sequence_number
+    return _sqs_record({"MessageId": message.id, "ReceiptHandle": message.receipt_handle, "Body": message.body,
+                        "MD5OfBody": message.body_md5, "Attributes": attributes,
+                        "MessageAttributes": message.message_attributes}, queue_arn)
 
 
 def _invoke(module: Any, event: dict[str, Any], context: LambdaContext) -> Any:

@@ -20,6 +20,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from coa_sync_local import moto_speedups
+from coa_sync_local import runner as runner_module
 from moto import mock_aws
 from moto.core import serialize
 from moto.core.utils import get_service_model
@@ -244,6 +245,24 @@ def test_applying_twice_changes_nothing(sqs: Any) -> None:
     url = _queue(sqs)
     sqs.send_message(QueueUrl=url, MessageBody="x")
     assert _counts(sqs, url) == (1, 0, 0)
+
+
+def test_the_runner_hands_the_writer_what_receive_message_answers(sqs: Any) -> None:
+    """The runner's event source mapping reads moto's SQS in process; its records are the ones a
+    ReceiveMessage (AttributeNames and MessageAttributeNames All) would have given."""
+    url = _queue(sqs, VisibilityTimeout="0")
+    sqs.send_message(QueueUrl=url, MessageBody='{"action": "create"}', MessageAttributes=ATTRIBUTES)
+    (answered,) = _receive(sqs, url)
+    time.sleep(0.01)
+    backend, name = runner_module._sqs_backend(url)
+    (handed,) = backend.receive_message(name, count=10, wait_seconds_timeout=0, visibility_timeout=0,
+                                        message_attribute_names=["All"])
+    expected, actual = runner_module._sqs_record(answered, "arn"), runner_module._event_record(handed, "arn")
+    assert (expected["attributes"]["ApproximateReceiveCount"], actual["attributes"]["ApproximateReceiveCount"]) == \
+        ("1", "2")
+    for record in (expected, actual):
+        del record["receiptHandle"], record["attributes"]["ApproximateReceiveCount"]
+    assert actual == expected
 
 
 def _md5_of_attributes(attributes: dict[str, Any]) -> str:
