@@ -76,7 +76,7 @@ COUNTS = (
     "approximate_number_of_messages_not_visible",
 )
 RECEIPT_HANDLE_LENGTH = 185  # moto.sqs.utils.generate_receipt_handle's
-IMMUTABLE = (str, int, float, bool, type(None), bytes)
+ATOMIC = frozenset((str, int, float, bool, type(None), bytes))  # what copy.deepcopy returns as it is
 
 
 class LazyCount:
@@ -167,12 +167,13 @@ def _generate_receipt_handle() -> str:
 
 
 def _deep(value: Any, memo: dict[int, Any]) -> Any:
-    """copy.deepcopy for the plain data a message holds, without its per-object bookkeeping."""
-    if isinstance(value, IMMUTABLE):
+    """copy.deepcopy for the plain data a message holds (dicts, lists, atoms), without its bookkeeping."""
+    kind = type(value)
+    if kind in ATOMIC:
         return value
-    if type(value) is dict:
+    if kind is dict:
         return {key: _deep(item, memo) for key, item in value.items()}
-    if type(value) is list:
+    if kind is list:
         return [_deep(item, memo) for item in value]
     return copy.deepcopy(value, memo)
 
@@ -181,7 +182,11 @@ def _message_deepcopy(message: Message, memo: dict[int, Any]) -> Message:
     # cls.__new__, as deepcopy's own reconstruction does (moto's BaseModel tracks instances there).
     duplicate = type(message).__new__(type(message))
     memo[id(message)] = duplicate
-    duplicate.__dict__.update({name: _deep(value, memo) for name, value in message.__dict__.items()})
+    state = dict(message.__dict__)
+    for name, value in state.items():
+        if type(value) not in ATOMIC:
+            state[name] = _deep(value, memo)
+    duplicate.__dict__.update(state)
     return duplicate
 
 
