@@ -100,7 +100,7 @@ def drive_sync(url: str, wanted: SourceSnapshot, limiter: SlidingWindowLimiter,
 
     with client() as pleo:
         target = pleo.snapshot(COMPANY)
-    result = make_plan(wanted, target)
+    result = make_plan(wanted.columns(), target.columns())
     dead = _DeadLetters()
     writer = Writer(tenant=lambda _id: TENANT, pleo_for=client, dead_letters=dead)
     retried = 0

@@ -21,7 +21,7 @@ from coa_sync.adapters.ledger import Ledger
 from coa_sync.adapters.queues import ActionQueue, DeadLetterQueue
 from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.adapters.tenants import TenantStore
-from coa_sync.models import DeadLetter, Manifest, Plan, RunRecord, SourceSnapshot
+from coa_sync.models import DeadLetter, Manifest, Plan, RunRecord, SourceColumns, SourceSnapshot
 from coa_sync.pipeline.runs import Finished
 
 from coa_sync_local import runner as local
@@ -68,7 +68,7 @@ class Deployment:
         manifest = self._get(keys.manifest_key(record.tenant_id, record.run_id), Manifest)
         if manifest is None:
             raise LookupError(f"run {record.run_id} has no snapshots (status {record.status}: {record.error})")
-        return self.files.get(manifest.source_key, SourceSnapshot)
+        return self.files.get(manifest.source_key, SourceColumns).snapshot()
 
     def letters(self, run_id: str | None = None) -> list[DeadLetter]:
         return [letter for letter in self.dead_letters.letters()

@@ -20,7 +20,7 @@ from typing import Any
 
 import boto3
 import pytest
-from coa_sync.models import ActionMessage, DeadLetter, Manifest, Plan, RunRequest, SourceSnapshot, TargetSnapshot
+from coa_sync.models import ActionMessage, DeadLetter, Manifest, Plan, RunRequest, SourceColumns, TargetColumns
 from coa_sync_local.emulators.pleo import PleoEmulator
 from coa_sync_local.runner import _sqs_record
 from pydantic import ValidationError
@@ -196,12 +196,12 @@ def test_fetch_tenant_writes_both_snapshots_and_then_the_manifest(stack, emulato
     }
     assert started - timedelta(seconds=1) <= manifest.created_at <= datetime.now(UTC)
 
-    source = SourceSnapshot.model_validate_json(read(stack, manifest.source_key))
-    assert {a.external_id: (a.name, a.active) for a in source.accounts} == {
+    source = SourceColumns.model_validate_json(read(stack, manifest.source_key))
+    assert dict(zip(source.external_id, zip(source.name, source.active, strict=True), strict=True)) == {
         "ext-1000": ("Office Supplies", True), "ext-2000": ("Travel", True), "ext-3000": ("Software", True),
         "ext-4000": ("Marketing", True), "ext-6000": ("Old Rent", False)}
-    target = TargetSnapshot.model_validate_json(read(stack, manifest.target_key))
-    assert {a.external_id: (a.name, a.archived) for a in target.accounts} == {
+    target = TargetColumns.model_validate_json(read(stack, manifest.target_key))
+    assert dict(zip(target.external_id, zip(target.name, target.archived, strict=True), strict=True)) == {
         "ext-1000": ("Office Supplies", False), "ext-2000": ("Travel", True),
         "ext-4000": ("Advertising", False), "5000": ("Entertainment", False)}
     assert source.errors == [] and target.errors == []

@@ -122,6 +122,7 @@ def test_an_empty_or_all_inactive_source_plans_no_archive(content):
     assert source.errors == []
     target = TargetSnapshot(accounts=[PleoAccount(id=f"id-{n}", external_id=f"p{n}", name=f"P{n}")
                                       for n in range(3)])
+    source, target = source.columns(), target.columns()
     result = hold_mass_archive(plan(source, target), source, target)
     assert result.actions == [] and [a.external_id for a in result.held] == ["p0", "p1", "p2"]
     assert result.held_reason == "the source has no active accounts; 3 archive(s) held back"
@@ -130,7 +131,7 @@ def test_an_empty_or_all_inactive_source_plans_no_archive(content):
 def test_a_bad_row_never_makes_its_pleo_twin_look_orphaned():
     source = read_source((HEADER + "keep,1,,true,\n").encode(), "chart.csv")  # blank name: unreadable
     target = TargetSnapshot(accounts=[PleoAccount(id="1", external_id="keep", name="Keep")])
-    assert plan(source, target).actions == []
+    assert plan(source.columns(), target.columns()).actions == []
 
 
 # -- Pleo's side: a page we cannot read stops the fetch; an account we cannot read is held ---------
@@ -199,5 +200,5 @@ def test_a_pleo_account_of_unexpected_shape_is_named_and_held():
     assert target.errors[0].message == "name: Field required"
     # e2 and e3 are neither archived (absent from the AS) nor created again (present in the AS).
     source = SourceSnapshot(accounts=[SourceAccount(external_id="e3", name="Three")])
-    actions = {(a.kind, a.external_id) for a in plan(source, target).actions}
+    actions = {(a.kind, a.external_id) for a in plan(source.columns(), target.columns()).actions}
     assert actions == {(ActionKind.ARCHIVE, "e1"), (ActionKind.ARCHIVE, "e4")}

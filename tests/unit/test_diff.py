@@ -16,7 +16,7 @@ def pleo(external_id, name, code=None, archived=False, tax=None, id=None):
 
 
 def run(source, target, errors=()):
-    return plan(SourceSnapshot(accounts=source, errors=list(errors)), TargetSnapshot(accounts=target))
+    return plan(SourceSnapshot(accounts=source, errors=list(errors)).columns(), TargetSnapshot(accounts=target).columns())
 
 
 def kinds(result):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coa_sync.diff import plan
+from coa_sync.diff import plan as plan_columns
 from coa_sync.models import ActionKind, PleoAccount, SourceAccount, SourceSnapshot, TargetSnapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,6 +28,10 @@ def charts(draw):
         for n, i in enumerate(target_ids)
     ]
     return SourceSnapshot(accounts=source), TargetSnapshot(accounts=target)
+
+
+def plan(source: SourceSnapshot, target: TargetSnapshot):
+    return plan_columns(source.columns(), target.columns())
 
 
 def apply(target: TargetSnapshot, actions) -> TargetSnapshot:

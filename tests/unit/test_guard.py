@@ -12,7 +12,7 @@ def chart(active_in_pleo: int, kept_in_source: int, new_in_source: int = 0):
                                       for n in range(active_in_pleo)])
     source = SourceSnapshot(accounts=[SourceAccount(external_id=f"e{n}", name=f"A{n}") for n in range(kept_in_source)]
                             + [SourceAccount(external_id=f"new{n}", name="N") for n in range(new_in_source)])
-    return source, target
+    return source.columns(), target.columns()
 
 
 def guarded(source, target, **limits):

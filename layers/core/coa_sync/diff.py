@@ -7,12 +7,20 @@ Pleo account with no active AS account -> archive.
 
 Anything ambiguous is reported, never guessed at: an externalId that appears more than
 once on either side, or an AS item that could not be read, leaves that externalId alone.
+
+Both charts come as columns sorted by externalId (models.Columns), so one walk down the two
+side by side pairs every account with its Pleo twin: no model, dict or set per account, and
+models only for the accounts that need an action.
 """
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import compress, islice
+from operator import eq, not_
 
 from coa_sync.models import (
     AccountFields,
@@ -20,26 +28,28 @@ from coa_sync.models import (
     ActionKind,
     ItemError,
     Plan,
-    PleoAccount,
-    SourceAccount,
-    SourceSnapshot,
-    TargetSnapshot,
+    SourceColumns,
+    TargetColumns,
 )
 
 COMPARED_FIELDS = ("name", "code", "tax_code_external_id")
 
+# The walk's rows: (externalId, live, name, code, taxCode), where live is "active" in the AS and
+# "not archived" in Pleo, so an account that needs nothing has the very same row on both sides.
+Row = tuple[str, bool, str, str | None, str | None]
 
-def plan(source: SourceSnapshot, target: TargetSnapshot) -> Plan:
+
+def plan(source: SourceColumns, target: TargetColumns) -> Plan:
     errors = [*source.errors, *target.errors]
     held = {error.external_id for error in errors if error.external_id is not None}
 
-    source_dupes = _duplicates(account.external_id for account in source.accounts)
+    source_dupes = _duplicates(source.external_id)
     for external_id in sorted(source_dupes):
         errors.append(
             ItemError(external_id=external_id, field="externalId",
                       message=f"appears {source_dupes[external_id]} times in the source; it is left alone")
         )
-    target_dupes = _duplicates(account.external_id for account in target.accounts)
+    target_dupes = _duplicates(target.external_id)
     for external_id in sorted(target_dupes):
         errors.append(
             ItemError(external_id=external_id, field="externalId", location="pleo",
@@ -47,50 +57,86 @@ def plan(source: SourceSnapshot, target: TargetSnapshot) -> Plan:
         )
     held |= source_dupes.keys() | target_dupes.keys()
 
-    wanted = {a.external_id: a for a in source.accounts if a.active and a.external_id not in held}
-    existing = {a.external_id: a for a in target.accounts if a.external_id not in held}
+    with _gc_paused():
+        actions, archives, noop = _walk(source, target, held)
+        return Plan(actions=actions + archives, noop=noop, errors=errors)
 
+
+def _walk(source: SourceColumns, target: TargetColumns, held: set[str]) -> tuple[list[Action], list[Action], int]:
+    """Creates, updates and unarchives in source order, archives in Pleo order, and how many need nothing."""
     actions: list[Action] = []
+    archives: list[Action] = []
     noop = 0
-    for external_id, account in wanted.items():
-        action = _reconcile(account, existing.get(external_id))
-        if action is None:
-            noop += 1
+    pleo_rows: Iterator[Row] = zip(target.external_id, map(not_, target.archived), target.name, target.code,
+                                   target.tax_code_external_id, strict=True)
+    pleo, at = next(pleo_rows, None), 0  # Pleo's current row and its position, for its id
+    rows: Iterator[Row] = zip(source.external_id, source.active, source.name, source.code,
+                              source.tax_code_external_id, strict=True)
+    for row in rows:
+        if row != pleo or not row[1] or row[0] in held:  # else the common case: one active account, alike
+            external_id = row[0]
+            # Pleo accounts sorted before this one have no AS account at all.
+            while pleo is not None and pleo[0] < external_id:
+                if pleo[1] and pleo[0] not in held:
+                    archives.append(_archive(pleo, target.id[at]))
+                pleo, at = next(pleo_rows, None), at + 1
+            if pleo is None or pleo[0] != external_id:
+                if row[1] and external_id not in held:
+                    actions.append(Action(kind=ActionKind.CREATE, external_id=external_id, desired=_fields(row)))
+                continue
+            if external_id not in held:
+                if not row[1]:  # inactive in the AS
+                    if pleo[1]:
+                        archives.append(_archive(pleo, target.id[at]))
+                elif pleo[1] and row[2:] == pleo[2:]:
+                    noop += 1
+                else:
+                    actions.append(_reconcile(row, pleo, target.id[at]))
         else:
-            actions.append(action)
-    for external_id, pleo in existing.items():
-        if not pleo.archived and external_id not in wanted:
-            actions.append(_archive(pleo))
-    return Plan(actions=actions, noop=noop, errors=errors)
+            noop += 1
+        pleo, at = next(pleo_rows, None), at + 1
+    while pleo is not None:
+        if pleo[1] and pleo[0] not in held:
+            archives.append(_archive(pleo, target.id[at]))
+        pleo, at = next(pleo_rows, None), at + 1
+    return actions, archives, noop
 
 
-def _reconcile(account: SourceAccount, pleo: PleoAccount | None) -> Action | None:
-    if pleo is None:
-        return Action(kind=ActionKind.CREATE, external_id=account.external_id, desired=account.fields())
-    # Compared in place: most accounts match, and building models only for actions keeps
-    # a million-account diff fast.
-    changes = changed_fields(pleo, account)
-    if pleo.archived:
-        kind = ActionKind.UNARCHIVE
-    elif changes:
-        kind = ActionKind.UPDATE
-    else:
-        return None
-    return Action(kind=kind, external_id=account.external_id, account_id=pleo.id,
-                  desired=account.fields(), before=pleo.fields(), changes=changes)
+def _reconcile(row: Row, pleo: Row, account_id: str) -> Action:
+    changes = [name for name, before, after in zip(COMPARED_FIELDS, pleo[2:], row[2:], strict=True) if before != after]
+    kind = ActionKind.UPDATE if pleo[1] else ActionKind.UNARCHIVE
+    return Action(kind=kind, external_id=row[0], account_id=account_id, desired=_fields(row), before=_fields(pleo),
+                  changes=changes)
 
 
-def _archive(pleo: PleoAccount) -> Action:
+def _archive(pleo: Row, account_id: str) -> Action:
     # PUT is a full update: archiving resends what Pleo has, with archived set.
-    fields = pleo.fields()
-    return Action(kind=ActionKind.ARCHIVE, external_id=pleo.external_id, account_id=pleo.id,
-                  desired=fields, before=fields)
+    fields = _fields(pleo)
+    return Action(kind=ActionKind.ARCHIVE, external_id=pleo[0], account_id=account_id, desired=fields, before=fields)
+
+
+def _fields(row: Row) -> AccountFields:
+    return AccountFields(name=row[2], code=row[3], tax_code_external_id=row[4])
 
 
 def changed_fields(before: AccountFields, after: AccountFields) -> list[str]:
     return [name for name in COMPARED_FIELDS if getattr(before, name) != getattr(after, name)]
 
 
-def _duplicates(external_ids: Iterable[str]) -> dict[str, int]:
-    counts = Counter(external_ids)
-    return {external_id: n for external_id, n in counts.items() if n > 1}
+def _duplicates(external_ids: list[str]) -> dict[str, int]:
+    # Sorted, so copies sit side by side: an id found n times makes n - 1 equal neighbours.
+    repeats = Counter(compress(external_ids, map(eq, external_ids, islice(external_ids, 1, None))))
+    return {external_id: n + 1 for external_id, n in repeats.items()}
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    # The snapshots are a few lists of millions of strings, and every full collection the new
+    # actions set off would walk all of them; nothing made here forms a reference cycle.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -8,7 +8,7 @@ or the source has no active accounts at all while Pleo has some, every archive i
 
 from __future__ import annotations
 
-from coa_sync.models import ActionKind, Plan, SourceSnapshot, TargetSnapshot
+from coa_sync.models import ActionKind, Plan, SourceColumns, TargetColumns
 
 DEFAULT_MIN_ARCHIVES = 10
 DEFAULT_PERCENT = 10.0
@@ -16,8 +16,8 @@ DEFAULT_PERCENT = 10.0
 
 def hold_mass_archive(
     result: Plan,
-    source: SourceSnapshot,
-    target: TargetSnapshot,
+    source: SourceColumns,
+    target: TargetColumns,
     *,
     min_archives: int = DEFAULT_MIN_ARCHIVES,
     percent: float = DEFAULT_PERCENT,
@@ -25,9 +25,9 @@ def hold_mass_archive(
     archives = [action for action in result.actions if action.kind == ActionKind.ARCHIVE]
     if not archives:
         return result
-    active_in_pleo = sum(not account.archived for account in target.accounts)
+    active_in_pleo = target.archived.count(False)
     limit = max(min_archives, active_in_pleo * percent / 100)
-    if not any(account.active for account in source.accounts):
+    if True not in source.active:
         reason = f"the source has no active accounts; {len(archives)} archive(s) held back"
     elif len(archives) > limit:
         reason = (f"{len(archives)} of {active_in_pleo} active Pleo accounts would be archived, "

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from coa_sync import keys
 from coa_sync.diff import plan
 from coa_sync.guard import hold_mass_archive
-from coa_sync.models import ActionMessage, Manifest, Plan, SourceSnapshot, TargetSnapshot
+from coa_sync.models import ActionMessage, Manifest, Plan, SourceColumns, TargetColumns
 from coa_sync.pipeline import runs
 
 M = TypeVar("M", bound=BaseModel)
@@ -40,11 +40,12 @@ def diff_run(
     finished: runs.Finished,
 ) -> tuple[Manifest, Plan]:
     manifest = files.get(manifest_key, Manifest)
-    source = files.get(manifest.source_key, SourceSnapshot)
-    target = files.get(manifest.target_key, TargetSnapshot)
+    source = files.get(manifest.source_key, SourceColumns)
+    target = files.get(manifest.target_key, TargetColumns)
     limit = manifest.archive_guard or guard  # the tenant's own setting wins over the deployment's
     result = hold_mass_archive(plan(source, target), source, target,
                                min_archives=limit.min_archives, percent=limit.percent)
+    del source, target  # up to millions of strings: freed before the plan is written and sent
     files.put(keys.plan_key(manifest.tenant_id, manifest.run_id), result)
     # Planned counts first: the writer closes the run by comparing what settled with them.
     runs.planned(ledger, manifest.tenant_id, manifest.run_id, result, manifest.dry_run, finished)

@@ -63,8 +63,8 @@ def fetch_run(
         target_accounts=len(target.accounts),
         archive_guard=tenant.archive_guard,
     )
-    files.put(manifest.source_key, source)
-    files.put(manifest.target_key, target)
+    files.put(manifest.source_key, source.columns())
+    files.put(manifest.target_key, target.columns())
     files.put(keys.manifest_key(tenant.tenant_id, run_id), manifest)
     return manifest
 
