@@ -24,6 +24,8 @@ class OnFirstUse:
         self._made: Any = None
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # copy, pickle and the like probe for these: not a use
+            raise AttributeError(name)
         if self._made is None:
             with _lock:
                 if self._made is None:
