@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+# Imported before anything imports pydantic (isort keeps it first): Powertools' batch utility also loads
+# its pydantic event models when pydantic is already imported, ~75 ms of cold start this handler never uses.
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
