@@ -14,8 +14,10 @@ queue (or is needlessly high per message) and keeps every answer the same:
   conversion is a pure function of the name: it is remembered.
 - Retention check: each message received asks GetQueueAttributes (the whole attribute set)
   for MessageRetentionPeriod; it now reads the queue's setting directly, the same value.
-- Visibility clock: each receive checks every message's visibility with a datetime-based
-  clock (about 4 µs a call); the same epoch milliseconds from time.time() are cheap.
+- Clock: moto's SQS reads the time (visibility, delays, receive and send timestamps,
+  retention) through a datetime-based clock, the current UTC datetime minus the epoch
+  (about 4 µs a call, several calls a message); the same epoch seconds come from
+  time.time().
 - Visible messages: each receive first built the list of every visible message (a scan of
   the whole queue) to take ten from it: O(n²) to drain a queue. The visible messages are
   now found as they are read, so a receive stops once it has its ten. Counting them and
@@ -32,7 +34,10 @@ queue (or is needlessly high per message) and keeps every answer the same:
   message (so filtering its attributes leaves the stored one alone); the generic deepcopy
   walks every field through the memo machinery. Message copies itself now: the immutable
   fields (str, int, float, None) shared, the containers (attributes, old receipt handles)
-  copied all the way down, as deepcopy does.
+  copied all the way down, as deepcopy does. The copy is not added to moto's registry of
+  model instances (what its moto-api/data.json dashboard lists), where deepcopy's
+  reconstruction put every copy handed out, for good: 100,000 dead copies for the
+  garbage collector to walk on every full pass.
 - Delete: each delete scanned the whole queue twice and rebuilt it; it now stops at the
   message.
 
@@ -127,6 +132,18 @@ class VisibleMessages:
         return any(True for _ in self)
 
 
+_unix_time = sqs_models.unix_time
+
+
+def _now(dt: Any = None) -> float:
+    """moto.core.utils.unix_time: seconds since the epoch, of now unless given a datetime."""
+    return time.time() if dt is None else _unix_time(dt)
+
+
+def _now_millis(dt: Any = None) -> float:
+    return _now(dt) * 1000.0
+
+
 def _visible(message: Message) -> bool:
     return time.time() * 1000 > message.visible_at
 
@@ -172,15 +189,15 @@ def _deep(value: Any, memo: dict[int, Any]) -> Any:
     if kind in ATOMIC:
         return value
     if kind is dict:
-        return {key: _deep(item, memo) for key, item in value.items()}
+        return {key: item if type(item) in ATOMIC else _deep(item, memo) for key, item in value.items()}
     if kind is list:
-        return [_deep(item, memo) for item in value]
+        return [item if type(item) in ATOMIC else _deep(item, memo) for item in value]
     return copy.deepcopy(value, memo)
 
 
 def _message_deepcopy(message: Message, memo: dict[int, Any]) -> Message:
-    # cls.__new__, as deepcopy's own reconstruction does (moto's BaseModel tracks instances there).
-    duplicate = type(message).__new__(type(message))
+    # Not BaseModel.__new__, which would add the copy to moto's registry of model instances for good.
+    duplicate = object.__new__(type(message))
     memo[id(message)] = duplicate
     state = dict(message.__dict__)
     for name, value in state.items():
@@ -335,6 +352,8 @@ def apply() -> None:
         _is_message_valid_based_on_retention_period)
     sqs_models.camelcase_to_underscores = functools.cache(sqs_models.camelcase_to_underscores)
     sqs_models.generate_receipt_handle = _generate_receipt_handle
+    sqs_models.unix_time = _now
+    sqs_models.unix_time_millis = _now_millis
     Message.attribute_md5 = property(_remembered_attribute_md5)  # type: ignore[assignment,method-assign]
     serialize.BaseJSONSerializer._serialize_type_map = _serialize_type_map  # type: ignore[method-assign]
     serialize.BaseJSONSerializer._serialize_type_structure = _serialize_type_structure  # type: ignore[method-assign]

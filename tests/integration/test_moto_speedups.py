@@ -221,6 +221,7 @@ def test_message_copies_are_deep() -> None:
     message._old_receipt_handles = ["a", "b"]
     duplicate = copy.deepcopy(message)
     assert duplicate is not message and vars(duplicate) == vars(message)
+    assert not any(tracked is duplicate for tracked in Message.instances_tracked)  # a copy is no model instance
     duplicate.message_attributes["tenantId"]["StringValue"] = "other"
     duplicate._old_receipt_handles.append("c")
     assert message.message_attributes == ATTRIBUTES and message._old_receipt_handles == ["a", "b"]
