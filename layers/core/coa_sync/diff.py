@@ -73,14 +73,16 @@ def _walk(source: SourceColumns, target: TargetColumns, held: set[str]) -> tuple
     rows: Iterator[Row] = zip(source.external_id, source.active, source.name, source.code,
                               source.tax_code_external_id, strict=True)
     for row in rows:
-        if row != pleo or not row[1] or row[0] in held:  # else the common case: one active account, alike
-            external_id = row[0]
+        external_id = row[0]
+        if row == pleo and row[1] and external_id not in held:
+            noop += 1  # the common case: an active account, alike on both sides
+        else:
             # Pleo accounts sorted before this one have no AS account at all.
             while pleo is not None and pleo[0] < external_id:
                 if pleo[1] and pleo[0] not in held:
                     archives.append(_archive(pleo, target.id[at]))
                 pleo, at = next(pleo_rows, None), at + 1
-            if pleo is None or pleo[0] != external_id:
+            if pleo is None or pleo[0] != external_id:  # no Pleo twin: stay on this Pleo row
                 if row[1] and external_id not in held:
                     actions.append(Action(kind=ActionKind.CREATE, external_id=external_id, desired=_fields(row)))
                 continue
@@ -92,8 +94,6 @@ def _walk(source: SourceColumns, target: TargetColumns, held: set[str]) -> tuple
                     noop += 1
                 else:
                     actions.append(_reconcile(row, pleo, target.id[at]))
-        else:
-            noop += 1
         pleo, at = next(pleo_rows, None), at + 1
     while pleo is not None:
         if pleo[1] and pleo[0] not in held:
