@@ -16,7 +16,8 @@ def pleo(external_id, name, code=None, archived=False, tax=None, id=None):
 
 
 def run(source, target, errors=()):
-    return plan(SourceSnapshot(accounts=source, errors=list(errors)).columns(), TargetSnapshot(accounts=target).columns())
+    source, target = SourceSnapshot(accounts=source, errors=list(errors)), TargetSnapshot(accounts=target)
+    return plan(source.columns(), target.columns())
 
 
 def kinds(result):
