@@ -11,6 +11,7 @@ failed messages reappear after `visibility_timeout` seconds, redrive to the DLQ 
 
 from __future__ import annotations
 
+import gc
 import importlib.resources
 import importlib.util
 import json
@@ -19,7 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, redirect_stdout
+from contextlib import ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -324,6 +325,10 @@ class LocalRunner:
         every rule of moto's SQS (visibility, receive counts, redrive) without two HTTP-shaped
         round trips per ten messages.
         """
+        with _heap_set_aside():
+            return self._play_event_source_mapping(writer, total)
+
+    def _play_event_source_mapping(self, writer: ModuleType, total: int) -> int:
         deadline = time.monotonic() + self.options.drain_timeout_seconds
         arn = self._arn(self.actions_url)
         sqs, queue = _sqs_backend(self.actions_url)
@@ -419,6 +424,26 @@ def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
         "eventSourceARN": queue_arn,
         "awsRegion": REGION,
     }
+
+
+@contextmanager
+def _heap_set_aside() -> Iterator[None]:
+    """Keep the garbage collector off what is alive before the writer loop (the queued messages, the plan,
+    the snapshots, 100,000s of objects for a large chart) while it runs.
+
+    Deployed, the writer runs in its own small process; here it shares one with everything the
+    earlier steps left, and each full collection (one every few thousand messages) walked all of
+    it: about 10 s for 100,000 actions. gc.freeze() moves those objects to a generation the
+    collector skips; reference counting still frees them as ever, and they are handed back
+    afterwards (unless something froze objects before, which is left as it was).
+    """
+    frozen_before = gc.get_freeze_count()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if not frozen_before:
+            gc.unfreeze()
 
 
 def _sqs_backend(queue_url: str) -> tuple[SQSBackend, str]:
