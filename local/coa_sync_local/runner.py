@@ -342,6 +342,7 @@ class LocalRunner:
                 time.sleep(0.2)  # failed messages reappear after the visibility timeout
                 continue
             event = {"Records": [_event_record(message, arn) for message in batch]}
+            gc.freeze()  # and what earlier invocations left (Pleo's new accounts, the ledger): see _heap_set_aside
             context = LambdaContext("coa-sync-writer", timeout_seconds=self.options.writer_timeout_seconds)
             response = _invoke(writer, event, context)
             retry = {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
@@ -432,10 +433,11 @@ def _heap_set_aside() -> Iterator[None]:
     the snapshots, 100,000s of objects for a large chart) while it runs.
 
     Deployed, the writer runs in its own small process; here it shares one with everything the
-    earlier steps left, and each full collection (one every few thousand messages) walked all of
-    it: about 10 s for 100,000 actions. gc.freeze() moves those objects to a generation the
-    collector skips; reference counting still frees them as ever, and they are handed back
-    afterwards (unless something froze objects before, which is left as it was).
+    earlier steps left (and, as the loop goes on, with what Pleo's emulator and moto keep of each
+    invocation), and each full collection (one every few thousand messages) walked all of it:
+    about 10 s for 100,000 actions. gc.freeze() moves those objects to a generation the collector
+    skips; reference counting still frees them as ever, and they are handed back afterwards
+    (unless something froze objects before, which is left as it was).
     """
     frozen_before = gc.get_freeze_count()
     gc.freeze()
