@@ -57,7 +57,8 @@ def approve_held_archives(tenant_id: str, run_id: str) -> Response:
     answer = webhook.approve_run(tenant_id, run_id, _raw_body(), app.current_event.headers, time.time())
     if answer.status == 200:
         logger.set_correlation_id(run_id)
-        logger.info("held archives approved", extra={"tenant": tenant_id, "archives": answer.body["planned"]["archive"]})
+        archives = answer.body["planned"]["archive"]
+        logger.info("held archives approved", extra={"tenant": tenant_id, "archives": archives})
         metrics.add_metric("WebhookApprovals", "Count", 1)
     return _response(answer)
 
