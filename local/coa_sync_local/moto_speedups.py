@@ -39,7 +39,9 @@ queue (or is needlessly high per message) and keeps every answer the same:
   reconstruction put every copy handed out, for good: 100,000 dead copies for the
   garbage collector to walk on every full pass.
 - Delete: each delete scanned the whole queue twice and rebuilt it; it now stops at the
-  message.
+  message. Taking a message out of the queue's list moves every message behind it, and a
+  consumer deletes from the front: 100,000 deletes moved 100,000²/2 list slots. A
+  DeleteMessageBatch now takes its messages out together, a run of neighbours in one move.
 
 Two more are in moto's request handling, limited to SQS's (about 30,000 calls for 100,000
 messages: send, receive and delete, ten at a time):
@@ -169,6 +171,39 @@ def _delete_message(queue: Queue, receipt_handle: str) -> None:
 
 
 _delete_message.speedup = True  # type: ignore[attr-defined]  # marks the patches as applied
+
+
+def _delete_message_batch(backend: SQSBackend, queue_name: str,
+                          receipts: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, str]]]:
+    """SQSBackend.delete_message_batch: each entry decided as delete_message would, in order, the
+    messages taken out of the queue's list together at the end."""
+    queue = backend.get_queue(queue_name)
+    success: list[str] = []
+    errors: list[dict[str, str]] = []
+    taken: list[int] = []  # indices in queue._messages
+    for receipt_and_id in receipts:
+        receipt_handle = receipt_and_id["ReceiptHandle"]
+        if receipt_handle in queue.deleted_messages:  # deleted before, or by an earlier entry of this batch
+            success.append(receipt_and_id["Id"])
+            continue
+        for index, message in enumerate(queue._messages):
+            if message.had_receipt_handle(receipt_handle):
+                taken.append(index)
+                queue.pending_messages.discard(message)
+                queue.deleted_messages.update(message.all_receipt_handles)
+                success.append(receipt_and_id["Id"])
+                break
+        else:
+            errors.append({"Id": receipt_and_id["Id"], "SenderFault": True, "Code": "ReceiptHandleIsInvalid",
+                           "Message": f'The input receipt handle "{receipt_handle}" is not a valid receipt handle.'})
+    taken.sort()
+    while taken:  # from the back, each run of neighbouring indices in one slice
+        stop = taken.pop() + 1
+        start = stop - 1
+        while taken and taken[-1] == start - 1:
+            start = taken.pop()
+        del queue._messages[start:stop]
+    return success, errors
 
 
 # Random bytes below 234 (= 9 x 26) map evenly onto the 26 letters; the rest are dropped.
@@ -344,6 +379,7 @@ def apply() -> None:
     if getattr(Queue.delete_message, "speedup", False):
         return
     Queue.delete_message = _delete_message  # type: ignore[method-assign]
+    SQSBackend.delete_message_batch = _delete_message_batch  # type: ignore[method-assign]
     Message.visible = property(_visible)  # type: ignore[assignment,method-assign]
     Message.delayed = property(_delayed)  # type: ignore[assignment,method-assign]
     Message.__deepcopy__ = _message_deepcopy  # type: ignore[attr-defined]

@@ -202,6 +202,24 @@ def test_deletes_by_any_receipt_handle_once_and_refuses_unknown_ones(sqs: Any) -
     assert _counts(sqs, url) == (0, 0, 0)
 
 
+def test_a_batch_delete_takes_out_exactly_its_messages_and_keeps_the_order(sqs: Any) -> None:
+    url = _queue(sqs, VisibilityTimeout="0")
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{i}"} for i in range(10)])
+    first = {m["Body"]: m["ReceiptHandle"] for m in _receive(sqs, url)}
+    time.sleep(0.01)
+    second = {m["Body"]: m["ReceiptHandle"] for m in _receive(sqs, url)}
+    response = sqs.delete_message_batch(QueueUrl=url, Entries=[
+        {"Id": "a", "ReceiptHandle": second["m7"]}, {"Id": "b", "ReceiptHandle": first["m2"]},
+        {"Id": "c", "ReceiptHandle": second["m3"]}, {"Id": "d", "ReceiptHandle": "no-such-handle"},
+        {"Id": "e", "ReceiptHandle": first["m7"]},  # the same message as "a": already deleted, fine
+        {"Id": "f", "ReceiptHandle": second["m9"]}, {"Id": "g", "ReceiptHandle": second["m0"]}])
+    assert [s["Id"] for s in response["Successful"]] == ["a", "b", "c", "e", "f", "g"]
+    assert [(f["Id"], f["Code"]) for f in response["Failed"]] == [("d", "ReceiptHandleIsInvalid")]
+    time.sleep(0.01)
+    assert [m["Body"] for m in _receive(sqs, url)] == ["m1", "m4", "m5", "m6", "m8"]
+    assert _counts(sqs, url) == (5, 0, 0)
+
+
 def test_a_received_copy_is_filtered_and_the_stored_message_keeps_everything(sqs: Any) -> None:
     url = _queue(sqs, VisibilityTimeout="0")
     sent = sqs.send_message(QueueUrl=url, MessageBody="x", MessageAttributes=ATTRIBUTES)
