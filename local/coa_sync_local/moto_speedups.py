@@ -9,9 +9,9 @@ queue (or is needlessly high per message) and keeps every answer the same:
   message sent: sending n messages cost O(n²). The counts become lazy: computed when
   something reads them (GetQueueAttributes), exactly as before.
 - Attribute names: building a queue's attributes converts each of 14 names from CamelCase
-  to snake_case, character by character (about 40 µs a name); moto does that three times
-  for every message received (retention check) and once for every message sent. The
-  conversion is a pure function of the name: it is remembered.
+  to snake_case, character by character (about 40 µs a name); moto builds them for every
+  message sent (and did three times for every message received, in the retention check
+  below). The conversion is a pure function of the name: it is remembered.
 - Retention check: each message received asks GetQueueAttributes (the whole attribute set)
   for MessageRetentionPeriod; it now reads the queue's setting directly, the same value.
 - Clock: moto's SQS reads the time (visibility, delays, receive and send timestamps,
@@ -43,8 +43,8 @@ queue (or is needlessly high per message) and keeps every answer the same:
   consumer deletes from the front: 100,000 deletes moved 100,000²/2 list slots. A
   DeleteMessageBatch now takes its messages out together, a run of neighbours in one move.
 
-Two more are in moto's request handling, limited to SQS's (about 30,000 calls for 100,000
-messages: send, receive and delete, ten at a time):
+Two more are in moto's request handling, limited to SQS's (10,000 SendMessageBatch calls
+for 100,000 messages, each parsed and answered by moto):
 
 - Response fields: moto's serializer looks up every field of a response (each message's
   id, body, each attribute's type and value...) by trying a list of candidate names that
