@@ -275,6 +275,10 @@ class LocalRunner:
     # -- one run ---------------------------------------------------------------------------
 
     def run(self, tenant_id: str, *, dry_run: bool = False, trigger: str = "cli") -> RunResult:
+        with _heap_set_aside():
+            return self._run(tenant_id, dry_run=dry_run, trigger=trigger)
+
+    def _run(self, tenant_id: str, *, dry_run: bool, trigger: str) -> RunResult:
         started = time.monotonic()
         API_CALLS.clear()
         handlers = {name: _load_handler(name) for name in ("fetch", "diff", "writer")}
@@ -342,7 +346,6 @@ class LocalRunner:
                 time.sleep(0.2)  # failed messages reappear after the visibility timeout
                 continue
             event = {"Records": [_event_record(message, arn) for message in batch]}
-            gc.freeze()  # and what earlier invocations left (Pleo's new accounts, the ledger): see _heap_set_aside
             context = LambdaContext("coa-sync-writer", timeout_seconds=self.options.writer_timeout_seconds)
             response = _invoke(writer, event, context)
             retry = {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
@@ -429,15 +432,15 @@ def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
 
 @contextmanager
 def _heap_set_aside() -> Iterator[None]:
-    """Keep the garbage collector off what is alive before the writer loop (the queued messages, the plan,
-    the snapshots, 100,000s of objects for a large chart) while it runs.
+    """Keep the garbage collector off what earlier steps left alive (the snapshots, the plan, the
+    queued messages, what moto and Pleo's emulator keep: 100,000s of objects for a large chart)
+    while a run goes on; each handler invocation sets aside what exists when it starts.
 
-    Deployed, the writer runs in its own small process; here it shares one with everything the
-    earlier steps left (and, as the loop goes on, with what Pleo's emulator and moto keep of each
-    invocation), and each full collection (one every few thousand messages) walked all of it:
-    about 10 s for 100,000 actions. gc.freeze() moves those objects to a generation the collector
-    skips; reference counting still frees them as ever, and they are handed back afterwards
-    (unless something froze objects before, which is left as it was).
+    Deployed, each function runs in its own process with only its own heap; here they share one,
+    and each full collection walked all of it: about 10 s of the writer loop for 100,000 actions.
+    gc.freeze() moves those objects to a generation the collector skips; reference counting
+    still frees them as ever, and they are handed back afterwards (unless something froze
+    objects before, which is left as it was).
     """
     frozen_before = gc.get_freeze_count()
     gc.freeze()
@@ -477,6 +480,7 @@ def _invoke(module: Any, event: dict[str, Any], context: LambdaContext) -> Any:
     """Call a handler as Lambda does: what it prints goes to the log stream (stderr here, so stdout keeps
     only results: Powertools prints a metrics blob every 100 values, even with metrics disabled), and
     its metrics end with the invocation (disabled, Powertools never clears them and they pile up)."""
+    gc.freeze()  # what earlier steps and invocations left is not this invocation's heap: see _heap_set_aside
     try:
         with redirect_stdout(sys.stderr):
             return module.handler(event, context)
