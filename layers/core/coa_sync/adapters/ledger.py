@@ -9,6 +9,7 @@ Items (single table, keys pk/sk, TTL attribute expiresAt):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -43,16 +44,13 @@ class Ledger:
         Taking it again for the same run id succeeds: the webhook takes it, fetch adopts it.
         """
         now = int(self._clock())
-        try:
-            self._table.put_item(
-                Item={"pk": _pk(tenant_id), "sk": LOCK_SK, "runId": run_id, "expiresAt": now + ttl_seconds},
-                ConditionExpression=Attr("pk").not_exists() | Attr("expiresAt").lt(now) | Attr("runId").eq(run_id),
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            holder = self.lock_holder(tenant_id)
-            raise RunInProgressError(tenant_id, holder or "unknown") from None
+        taken = _if_condition_holds(
+            self._table.put_item,
+            Item={"pk": _pk(tenant_id), "sk": LOCK_SK, "runId": run_id, "expiresAt": now + ttl_seconds},
+            ConditionExpression=Attr("pk").not_exists() | Attr("expiresAt").lt(now) | Attr("runId").eq(run_id),
+        )
+        if taken is None:
+            raise RunInProgressError(tenant_id, self.lock_holder(tenant_id) or "unknown")
 
     def lock_holder(self, tenant_id: str) -> str | None:
         item = self._table.get_item(Key={"pk": _pk(tenant_id), "sk": LOCK_SK}, ConsistentRead=True).get("Item")
@@ -62,23 +60,18 @@ class Ledger:
 
     def release(self, tenant_id: str, run_id: str) -> None:
         """Release the lock if this run still holds it (a stale run must not free a newer one's lock)."""
-        try:
-            self._table.delete_item(Key={"pk": _pk(tenant_id), "sk": LOCK_SK},
-                                    ConditionExpression=Attr("runId").eq(run_id))
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        _if_condition_holds(self._table.delete_item, Key={"pk": _pk(tenant_id), "sk": LOCK_SK},
+                            ConditionExpression=Attr("runId").eq(run_id))
 
     # -- run records ---------------------------------------------------------------------
 
     def save(self, record: RunRecord) -> None:
-        item = {"pk": _pk(record.tenant_id), "sk": RUN_PREFIX + record.run_id,
+        item = {**_run_key(record.tenant_id, record.run_id),
                 "expiresAt": int(self._clock()) + RUN_RETENTION_SECONDS, **record.model_dump(mode="json")}
         self._table.put_item(Item=item)
 
     def get(self, tenant_id: str, run_id: str) -> RunRecord | None:
-        item = self._table.get_item(Key={"pk": _pk(tenant_id), "sk": RUN_PREFIX + run_id},
-                                    ConsistentRead=True).get("Item")
+        item = self._table.get_item(Key=_run_key(tenant_id, run_id), ConsistentRead=True).get("Item")
         return RunRecord.model_validate(item) if item else None
 
     def runs(self, tenant_id: str, limit: int = 50) -> list[RunRecord]:
@@ -98,7 +91,7 @@ class Ledger:
 
     def planned(self, record: RunRecord) -> None:
         self._table.update_item(
-            Key={"pk": _pk(record.tenant_id), "sk": RUN_PREFIX + record.run_id},
+            Key=_run_key(record.tenant_id, record.run_id),
             UpdateExpression="SET planned = :planned, held = :held, #status = :status",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={":planned": record.planned.model_dump(), ":held": record.held,
@@ -109,72 +102,68 @@ class Ledger:
         """Count settled actions; None if the run is not in the ledger."""
         names = {f"#{kind}": kind for kind in applied}
         additions = [f"applied.#{kind} :{kind}" for kind in applied] + ["failed :failed"]
-        try:
-            response = self._table.update_item(
-                Key={"pk": _pk(tenant_id), "sk": RUN_PREFIX + run_id},
-                UpdateExpression="ADD " + ", ".join(additions),
-                ConditionExpression=Attr("pk").exists(),
-                **({"ExpressionAttributeNames": names} if names else {}),
-                ExpressionAttributeValues={**{f":{kind}": count for kind, count in applied.items()}, ":failed": failed},
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return None
-            raise
-        return RunRecord.model_validate(response["Attributes"])
+        response = _if_condition_holds(
+            self._table.update_item,
+            Key=_run_key(tenant_id, run_id),
+            UpdateExpression="ADD " + ", ".join(additions),
+            ConditionExpression=Attr("pk").exists(),
+            **({"ExpressionAttributeNames": names} if names else {}),
+            ExpressionAttributeValues={**{f":{kind}": count for kind, count in applied.items()}, ":failed": failed},
+            ReturnValues="ALL_NEW",
+        )
+        return RunRecord.model_validate(response["Attributes"]) if response else None
 
     def close(self, record: RunRecord, status: str, ended_at: str, error: str | None = None) -> bool:
         """Mark the run finished; True only for the one caller that did it."""
-        try:
-            self._table.update_item(
-                Key={"pk": _pk(record.tenant_id), "sk": RUN_PREFIX + record.run_id},
-                UpdateExpression="SET #status = :status, endedAt = :ended, #error = :error",
-                ConditionExpression=Attr("endedAt").not_exists() | Attr("endedAt").eq(None),
-                ExpressionAttributeNames={"#status": "status", "#error": "error"},
-                ExpressionAttributeValues={":status": status, ":ended": ended_at, ":error": error},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return _if_condition_holds(
+            self._table.update_item,
+            Key=_run_key(record.tenant_id, record.run_id),
+            UpdateExpression="SET #status = :status, endedAt = :ended, #error = :error",
+            ConditionExpression=Attr("endedAt").not_exists() | Attr("endedAt").eq(None),
+            ExpressionAttributeNames={"#status": "status", "#error": "error"},
+            ExpressionAttributeValues={":status": status, ":ended": ended_at, ":error": error},
+        ) is not None
 
     def approve(self, record: RunRecord, held: int, approved_at: str, approved_by: str) -> RunRecord | None:
         """Turn a run's held archives into planned ones and reopen it; None if the run changed meanwhile."""
-        try:
-            response = self._table.update_item(
-                Key={"pk": _pk(record.tenant_id), "sk": RUN_PREFIX + record.run_id},
-                UpdateExpression="SET planned.#archive = planned.#archive + :held, held = :none, "
-                                 "#status = :applying, approvedAt = :at, approvedBy = :by REMOVE endedAt",
-                ConditionExpression=Attr("status").eq("needs_approval") & Attr("held").eq(held),
-                ExpressionAttributeNames={"#status": "status", "#archive": "archive"},
-                ExpressionAttributeValues={":held": held, ":none": 0, ":applying": "applying",
-                                           ":at": approved_at, ":by": approved_by},
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return None
-            raise
-        return RunRecord.model_validate(response["Attributes"])
+        response = _if_condition_holds(
+            self._table.update_item,
+            Key=_run_key(record.tenant_id, record.run_id),
+            UpdateExpression="SET planned.#archive = planned.#archive + :held, held = :none, "
+                             "#status = :applying, approvedAt = :at, approvedBy = :by REMOVE endedAt",
+            ConditionExpression=Attr("status").eq("needs_approval") & Attr("held").eq(held),
+            ExpressionAttributeNames={"#status": "status", "#archive": "archive"},
+            ExpressionAttributeValues={":held": held, ":none": 0, ":applying": "applying",
+                                       ":at": approved_at, ":by": approved_by},
+            ReturnValues="ALL_NEW",
+        )
+        return RunRecord.model_validate(response["Attributes"]) if response else None
 
     # -- webhook replays -----------------------------------------------------------------
 
     def first_use(self, tenant_id: str, signature: str, ttl_seconds: int) -> bool:
         """Record a webhook signature; False if it was seen before (a replay)."""
-        try:
-            self._table.put_item(
-                Item={"pk": _pk(tenant_id), "sk": SIGNATURE_PREFIX + signature,
-                      "expiresAt": int(self._clock()) + ttl_seconds},
-                ConditionExpression=Attr("pk").not_exists(),
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return _if_condition_holds(
+            self._table.put_item,
+            Item={"pk": _pk(tenant_id), "sk": SIGNATURE_PREFIX + signature,
+                  "expiresAt": int(self._clock()) + ttl_seconds},
+            ConditionExpression=Attr("pk").not_exists(),
+        ) is not None
+
+
+def _if_condition_holds(write: Callable[..., dict[str, Any]], **params: Any) -> dict[str, Any] | None:
+    """A conditional write's answer; None when its condition did not hold (another writer got there first)."""
+    try:
+        return write(**params)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return None
+        raise
 
 
 def _pk(tenant_id: str) -> str:
     return f"TENANT#{tenant_id}"
+
+
+def _run_key(tenant_id: str, run_id: str) -> dict[str, str]:
+    return {"pk": _pk(tenant_id), "sk": RUN_PREFIX + run_id}
