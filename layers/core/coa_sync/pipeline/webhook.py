@@ -51,14 +51,9 @@ class Webhook:
     approve: Callable[[str, str], RunRecord]
 
     def start_run(self, tenant_id: str, body: bytes, headers: Mapping[str, str], now: float) -> Answer:
-        if len(body) > MAX_BODY_BYTES:
-            return Answer(413, {"message": f"body over {MAX_BODY_BYTES} bytes"})
-        tenant = self._authenticated(tenant_id, body, headers, now)
-        if tenant is None:
-            return _unauthorized()
-        signature = headers.get(signing.SIGNATURE_HEADER, "")
-        if not self.first_use(tenant_id, signature, 2 * signing.TOLERANCE_SECONDS):
-            return Answer(409, {"message": "this signature was used before: sign each request afresh"})
+        tenant = self._admitted(tenant_id, body, headers, now)
+        if isinstance(tenant, Answer):
+            return tenant
         if not tenant.enabled:
             return Answer(404, {"message": "no such tenant"})
         # An empty body is refused: a GET's signature (over no body) must not start a run.
@@ -80,12 +75,9 @@ class Webhook:
 
     def approve_run(self, tenant_id: str, run_id: str, body: bytes, headers: Mapping[str, str], now: float) -> Answer:
         """Release the archives the mass-archive guard held back in the run (see coa_sync.pipeline.approve)."""
-        if len(body) > MAX_BODY_BYTES:
-            return Answer(413, {"message": f"body over {MAX_BODY_BYTES} bytes"})
-        if self._authenticated(tenant_id, body, headers, now) is None:
-            return _unauthorized()
-        if not self.first_use(tenant_id, headers.get(signing.SIGNATURE_HEADER, ""), 2 * signing.TOLERANCE_SECONDS):
-            return Answer(409, {"message": "this signature was used before: sign each request afresh"})
+        refused = self._admitted(tenant_id, body, headers, now)
+        if isinstance(refused, Answer):
+            return refused
         try:
             named = ApproveBody.model_validate_json(body).run_id
         except ValidationError:
@@ -109,6 +101,17 @@ class Webhook:
         if record is None:
             return Answer(404, {"message": "no such run"})
         return Answer(200, record.model_dump(mode="json"))
+
+    def _admitted(self, tenant_id: str, body: bytes, headers: Mapping[str, str], now: float) -> Tenant | Answer:
+        """A POST's tenant, or the answer refusing it: too big, not signed by the tenant, or a replay."""
+        if len(body) > MAX_BODY_BYTES:
+            return Answer(413, {"message": f"body over {MAX_BODY_BYTES} bytes"})
+        tenant = self._authenticated(tenant_id, body, headers, now)
+        if tenant is None:
+            return _unauthorized()
+        if not self.first_use(tenant_id, headers.get(signing.SIGNATURE_HEADER, ""), 2 * signing.TOLERANCE_SECONDS):
+            return Answer(409, {"message": "this signature was used before: sign each request afresh"})
+        return tenant
 
     def _authenticated(self, tenant_id: str, body: bytes, headers: Mapping[str, str], now: float) -> Tenant | None:
         try:
