@@ -54,13 +54,13 @@ def _change(action: Action) -> str:
     if action.kind == ActionKind.ARCHIVE:
         return "not active in the source"
     assert action.before is not None
-    changes = ", ".join(_field_change(name, action.before, action.desired) for name in action.changes)
+    changes = ", ".join(field_change(name, action.before, action.desired) for name in action.changes)
     if action.kind == ActionKind.UNARCHIVE:
         return f"archived in Pleo{'; ' + changes if changes else ''}"
     return changes
 
 
-def _field_change(name: str, before: AccountFields, after: AccountFields) -> str:
+def field_change(name: str, before: AccountFields, after: AccountFields) -> str:
     label = {"tax_code_external_id": "taxCode"}.get(name, name)
     return f"{label}: {getattr(before, name)!r} -> {getattr(after, name)!r}"
 

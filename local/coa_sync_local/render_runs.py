@@ -5,7 +5,7 @@ from __future__ import annotations
 from coa_sync.history import ChartChange
 from coa_sync.models import DeadLetter, Plan, PlanCounts, RunRecord
 
-from coa_sync_local.render import table
+from coa_sync_local.render import field_change, table
 
 KINDS = ("create", "update", "unarchive", "archive")
 SHOWN_HELD = 20  # a held mass archive can be thousands: the report shows the first ones
@@ -81,8 +81,7 @@ def _detail(change: ChartChange) -> str:
         return f"{change.after.code or ''} {change.after.name}".strip()  # type: ignore[union-attr]
     if change.kind == "removed":
         return f"{change.before.code or ''} {change.before.name}".strip()  # type: ignore[union-attr]
-    labels = {"tax_code_external_id": "taxCode"}
-    return ", ".join(f"{labels.get(name, name)}: {getattr(change.before, name)!r} -> {getattr(change.after, name)!r}"
+    return ", ".join(field_change(name, change.before, change.after)  # type: ignore[arg-type]
                      for name in change.changes)
 
 
