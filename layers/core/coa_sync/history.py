@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from coa_sync.diff import COMPARED_FIELDS
+from coa_sync.diff import changed_fields
 from coa_sync.models import AccountFields, Model, SourceAccount
 
 ChangeKind = Literal["added", "removed", "changed", "activated", "deactivated"]
@@ -38,7 +38,7 @@ def compare_charts(before: Iterable[SourceAccount], after: Iterable[SourceAccoun
         if b is None:
             changes.append(ChartChange(external_id=external_id, kind="removed", before=a.fields()))
             continue
-        edited = [name for name in COMPARED_FIELDS if getattr(a, name) != getattr(b, name)]
+        edited = changed_fields(a, b)
         if a.active != b.active:
             kind: ChangeKind = "activated" if b.active else "deactivated"
         elif edited:
