@@ -1,7 +1,9 @@
 """The three accounting-system emulators behind one small test-side shape, for tests that run alike on each.
 
 Each `System` seeds an emulator with a chart of accounts (plus, if asked, one malformed
-record with a known id) and says what a tenant's source config and secret for it are.
+record with a known id) and says what a tenant's source config and secret for it are. Emulator
+options (e.g. a documented page shape) pass through; the connectors use their documented rate
+budgets, and each emulator gets a port of its own, so no two tests share a budget.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ BUSINESS = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
 SECRET_KEY = "s3cr3t-key-never-shown"
 LINKED_ACCOUNT = "45355976281015164504"
 STACKONE_COMPANY = "company_123"
-# Generous, so tests sharing a process-wide limiter never wait on it.
-RATE = 6000
 
 
 @dataclass
@@ -54,7 +54,7 @@ def thredfi(rows: list[tuple[str, str, str, bool]], *, malformed: bool = False,
         emulator.add_business(BUSINESS, PARTNER, raw_accounts=raw, accounts=[
             {"id": f"thr-{key}", "code": code, "name": name, "is_active": active} for key, code, name, active in rows])
         config = ThredfiSource(kind="thredfi", base_url=emulator.url, business_id=BUSINESS,
-                               secret_name="coa-sync/acme/thredfi", rate_limit_per_minute=RATE)
+                               secret_name="coa-sync/acme/thredfi")
         yield System("thredfi", emulator, config, {"partnerUuid": PARTNER, "apiKey": SECRET_KEY}, "thr-bad",
                      "list", 100)
 
@@ -63,13 +63,11 @@ def thredfi(rows: list[tuple[str, str, str, bool]], *, malformed: bool = False,
 def dualentry(rows: list[tuple[str, str, str, bool]], *, malformed: bool = False,
               **emulator_options: Any) -> Iterator[System]:
     with DualEntryEmulator(**emulator_options) as emulator:
-        raw = [{"id": 99, "number": 42, "name": "Number too small", "is_active": True,
-                "account_type": "expense"}] if malformed else []
+        raw = [{"id": 99, "number": 42, "name": "Number too small", "is_active": True}] if malformed else []
         emulator.add_organization(SECRET_KEY, raw_accounts=raw, accounts=[
             {"id": 5000 + int(key), "number": int(code), "name": name, "is_active": active}
             for key, code, name, active in rows])
-        config = DualEntrySource(kind="dualentry", base_url=emulator.url, secret_name="coa-sync/acme/dualentry",
-                                 rate_limit_per_minute=RATE)
+        config = DualEntrySource(kind="dualentry", base_url=emulator.url, secret_name="coa-sync/acme/dualentry")
         yield System("dualentry", emulator, config, {"apiKey": SECRET_KEY}, "99", "list", 100)
 
 
@@ -81,8 +79,7 @@ def stackone(rows: list[tuple[str, str, str, bool]], *, malformed: bool = False,
         emulator.add_linked_account(LINKED_ACCOUNT, SECRET_KEY, STACKONE_COMPANY, raw_accounts=raw, accounts=[
             {"id": f"so-{key}", "code": code, "name": name, "active": active} for key, code, name, active in rows])
         config = StackOneSource(kind="stackone", base_url=emulator.url, account_id=LINKED_ACCOUNT,
-                                company_id=STACKONE_COMPANY, secret_name="coa-sync/acme/stackone",
-                                rate_limit_per_minute=RATE)
+                                company_id=STACKONE_COMPANY, secret_name="coa-sync/acme/stackone")
         yield System("stackone", emulator, config, {"apiKey": SECRET_KEY}, "so-bad", "list", 100)
 
 

@@ -21,10 +21,14 @@ def pleo_active(pleo) -> dict[str, tuple[str | None, str]]:
     return {a["externalId"]: (a["code"], a["name"]) for a in pleo.accounts(COMPANY) if not a["archived"]}
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_pleo_ends_equal_to_the_active_chart_and_a_second_run_plans_nothing(kind, emulator, make_runner):
+@pytest.mark.parametrize(("kind", "shape"), [
+    *((kind, {}) for kind in KINDS),
+    ("thredfi", {"page_shape": "links"}),  # the pagination guide's {count, next, previous, results}
+    ("dualentry", {"list_shape": "array"}),  # the pagination guide's bare array
+], ids=[*KINDS, "thredfi-links", "dualentry-array"])
+def test_pleo_ends_equal_to_the_active_chart_and_a_second_run_plans_nothing(kind, shape, emulator, make_runner):
     rows = chart(230, inactive_every=10)  # three pages of 100 on every system
-    with SYSTEMS[kind](rows, malformed=True) as system:
+    with SYSTEMS[kind](rows, malformed=True, **shape) as system:
         # Pleo already has: one account the system has deactivated, one it never had, and the
         # twin of the malformed record, which must be left alone rather than archived.
         emulator.add_company(COMPANY, api_keys=[API_KEY], accounts=[
@@ -76,3 +80,21 @@ def test_a_deactivated_thredfi_account_is_archived_in_pleo_on_the_next_run(emula
         result = runner.run("acme")
         assert [(a.kind, a.external_id) for a in result.plan.actions] == [(ActionKind.ARCHIVE, "thr-3")]
         assert "thr-3" not in pleo_active(emulator) and len(pleo_active(emulator)) == 4
+
+
+def test_a_stackone_read_of_short_pages_through_a_408_ending_null_null_syncs_every_active_account(
+        emulator, make_runner):
+    rows = chart(120, inactive_every=6)
+    with SYSTEMS["stackone"](rows, page_shape="short", end="null") as system:
+        emulator.add_company(COMPANY, api_keys=[API_KEY])
+        system.emulator.inject("timeout", endpoint="list", retry_after=1, skip=2)  # StackOne's provider was slow
+        runner = make_runner(system.config, source_credentials=system.secret)
+
+        result = runner.run("acme")
+
+        pages = system.emulator.calls["list"]
+        assert system.emulator.responses[408] == 1 and pages == 5  # four short pages of 33 or less, the null page
+        wanted = {external_id("stackone", key): (code, name) for key, code, name, active in rows if active}
+        assert pleo_active(emulator) == wanted and len(wanted) == 100
+        assert result.failed == [] and result.plan.errors == []
+        assert runner.run("acme").plan.actions == []

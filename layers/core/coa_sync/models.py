@@ -22,6 +22,7 @@ from pydantic import (
     SkipValidation,
     StringConstraints,
     Tag,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -258,15 +259,27 @@ class ApiSource(Model):
     base_url: str = Field(min_length=1, pattern=r"^https?://")
     # Secrets Manager name of the connector's credentials; the value is never stored here.
     secret_name: str = Field(min_length=1)
-    rate_limit_per_minute: int = Field(default=60, ge=1, le=6000)
+    # The API key's budget, when the vendor raised it for this tenant; unset: the vendor's stated figures
+    # (docs/connectors.md lists them per system).
+    rate_limit_per_minute: int | None = Field(default=None, ge=1, le=60000)
+    rate_limit_burst: int | None = Field(default=None, ge=1, le=10000)
 
 
 class ThredfiSource(ApiSource):
     kind: Literal["thredfi"]
     base_url: str = Field(default="https://backend.thredfi.com", min_length=1, pattern=r"^https?://")
     business_id: str = Field(pattern=r"^[0-9a-f-]+$")
-    # Which Thredfi field is Pleo's externalId: the account's own uuid (default), or its external_id.
-    external_id_from: Literal["id", "external_id"] = "id"
+    # Which field of Thredfi's reads is Pleo's externalId: the account's uuid (default), or its code
+    # (unique within a business).
+    external_id_from: Literal["id", "code"] = "id"
+
+    @field_validator("external_id_from", mode="before")
+    @classmethod
+    def _readable(cls, value: object) -> object:
+        if value == "external_id":
+            raise ValueError("no read of Thredfi's returns an external_id (only its create request takes one), so "
+                             "no account could be matched by it: use 'id' (the default) or 'code'")
+        return value
 
 
 class DualEntrySource(ApiSource):

@@ -7,12 +7,14 @@ fault injection as the Pleo emulator: `inject(kind, count, endpoint=...)` queues
 
     error       answer `status` (5xx) without doing the work
     rate_limit  429 with Retry-After: retry_after, without doing the work
+    timeout     408 with Retry-After: retry_after, without doing the work (StackOne's slow-provider answer)
     slow        sleep `delay` seconds, then serve normally
     drop        close the connection without answering, before doing the work
     drop_after  do the work, then close the connection without answering
 
 A subclass names its endpoints, routes requests to them, authenticates, and renders its
-system's error body. Class attributes cover the small ways the systems' HTTP differs.
+system's error body; it may admit requests its own way (`_admit_request`, e.g. token buckets).
+Class attributes cover the small ways the systems' HTTP differs.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from urllib.parse import parse_qs, unquote
 
 HOST = "127.0.0.1"
 MAX_BODY_BYTES = 5 * 1024 * 1024
-FAULT_KINDS = ("error", "rate_limit", "slow", "drop", "drop_after")
+FAULT_KINDS = ("error", "rate_limit", "slow", "drop", "drop_after", "timeout")
 CHAOS_ERROR_STATUSES = (500, 502, 503, 504)
 
 
@@ -52,6 +54,13 @@ class ApiError(Exception):
         self.code = code
         self.fields = fields or {}
         self.headers = headers or {}
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A seeded item served exactly as given (to play malformed records)."""
+
+    item: Any
 
 
 @dataclass
@@ -99,7 +108,8 @@ class EmulatorBase:
 
     NAME = "emulator"
     ENDPOINTS: tuple[str, ...] = ()
-    CHAOS_KINDS: tuple[str, ...] = FAULT_KINDS  # the default `kinds` of chaos(); the order picks the draws
+    # The default `kinds` of chaos(); the order picks the draws.
+    CHAOS_KINDS: tuple[str, ...] = ("error", "rate_limit", "slow", "drop", "drop_after")
     SERVER_VERSION = BaseHTTPRequestHandler.server_version  # the Server header's first word
     CONTENT_TYPE = "application/json"
     REFUSE_CHUNKED = False  # answer 411 to a body sent without Content-Length
@@ -131,6 +141,11 @@ class EmulatorBase:
 
     def _error_body(self, error: ApiError) -> Any:
         raise NotImplementedError
+
+    def _admit_request(self, endpoint: str, request: Request) -> int | None:
+        """Admit an authenticated request or raise a 429; what _rate_headers is given. The default: a
+        sliding window of `rate_limit` requests per `rate_window_seconds` per credential."""
+        return self._admit(request.credential)
 
     def _rate_headers(self, remaining: int | None) -> dict[str, str]:
         """Headers every answer carries, given the requests left in the window (None: not yet admitted)."""
@@ -264,7 +279,7 @@ class EmulatorBase:
         endpoint, params, handler = self._route(method, unquote(path))
         request = Request(method, path, params, parse_qs(query, keep_blank_values=True), headers, body)
         request.credential = self._authenticate(endpoint, request)
-        always.update(self._rate_headers(self._admit(request.credential)))
+        always.update(self._rate_headers(self._admit_request(endpoint, request)))
         return self._serve_endpoint(endpoint, lambda: handler(request))
 
     def _serve_endpoint(self, endpoint: str, call: Callable[[], Reply]) -> Reply:
@@ -306,6 +321,9 @@ class EmulatorBase:
             return Reply(0, drop=True)
         if fault.kind == "rate_limit":
             return self._error_reply(ApiError(429, "rate limit exceeded (injected)", code="throttled",
+                                              headers={"Retry-After": str(fault.retry_after)}))
+        if fault.kind == "timeout":
+            return self._error_reply(ApiError(408, "Request timed out (injected)", code="request_timeout",
                                               headers={"Retry-After": str(fault.retry_after)}))
         return self._error_reply(ApiError(fault.status, f"injected {fault.status}", code="server_error"))
 

@@ -1,23 +1,37 @@
-"""A StackOne emulator (unified accounting API, accounts): real HTTP on 127.0.0.1.
+"""A StackOne emulator (unified accounting API, accounts): real HTTP on 127.0.0.1, read-only.
 
-Modelled on StackOne's public docs (the journals batch example in shared/seeds and the
-accounting SDK reference), not on our connector:
+Modelled on StackOne's public docs, not on our connector. The one endpoint:
 
-    GET  /unified/accounting/companies/{id}/accounts         page_size, next -> {"next", "data"}
-    POST /unified/accounting/companies/{id}/accounts/batch   {"items": [...]} -> 202 with `errors`
+    GET /unified/accounting/companies/{id}/accounts   page_size, next -> {"next", "data"}
 
-Documented: HTTP Basic (API key as user, empty password) and `x-account-id` on every
-request; list pages carry a `next` cursor (null on the last page); AccountingAccount has
-id, remote_id, company_id, code, name, type, active; a batch write answers 202
-{"statusCode", "message", "timestamp", "errors"} with errors[i] the list of messages for
-items[i] (empty when it went through).
+Sources: [sdk] StackOne's TypeScript SDK (accounting_list_company_accounts,
+AccountingAccountsPaginated, AccountingAccount, its error models and retry codes),
+[guide-pages] the pagination guide, [guide-errors] the error codes guide, [guide-rates] the
+rate-limiting guide, [seed] the journals batch example (shared/seeds: Basic auth, x-account-id);
+[ours] our strictest reading where they are silent.
 
-Assumed (StackOne documents no account-create endpoint): `accounts/batch` in the journals'
-shape; an item needs a name ("Missing field: name") and a code not already used. Errors
-are {"statusCode", "message", "timestamp"}; an unknown x-account-id is 404; page_size caps
-at 100. `raw_accounts` are served exactly as given, to play malformed records.
+| behaviour | source |
+|---|---|
+| HTTP Basic, the API key as user and an empty password; 401 otherwise | seed, sdk |
+| `x-account-id` names the linked account: required (400 without), 404 when unknown | sdk, guide-errors; ours for 400 |
+| a linked account that is disabled: 412 | guide-errors |
+| an API key without the scope: 403 (`forbid(key)`) | guide-errors |
+| an account is {id, remote_id, company_id, code, name, type: {value, source_value}, active} | sdk |
+| `active` as seeded: true, false, "true", "false" or null (all documented) | sdk |
+| `page_size` default 25; more than 100 is served as 100 | sdk; ours for the cap |
+| the cursor leads on; after the last record it answers `{"next": null, "data": null}` | guide-pages |
+| ... or, with `end="last_page"`, the page holding the last records has no cursor | guide-pages |
+| with `page_shape="short"`, early cursor returns: pages of a third of page_size, with a cursor | guide-pages |
+| an unreadable cursor is 400 | guide-errors ("incorrectly formatted request parameters") |
+| errors `{statusCode, message, timestamp}` | sdk |
+| 1000 requests in any 60 seconds per API key (across its linked accounts); 429 with Retry-After | guide-rates |
+| 408 with Retry-After when the provider behind it is slow: played by `inject("timeout")` | guide-errors, guide-rates |
+| no account create, update or archive: a POST is 405, `accounts/batch` is 404 | sdk (no such operation) |
 
-Run it by hand: `python -m coa_sync_local.emulators.stackone --api-key KEY --account-id ID --company ID`.
+`raw_accounts` are served exactly as given, to play malformed records.
+
+Run it by hand: `python -m coa_sync_local.emulators.stackone --api-key KEY --account-id ID --company ID
+[--shape full|short] [--end null|last_page]`.
 """
 
 from __future__ import annotations
@@ -32,43 +46,64 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from coa_sync_local.emulators._base import ApiError, EmulatorBase, Reply, Request, route, serve_until_stopped
+from coa_sync_local.emulators._base import ApiError, EmulatorBase, Raw, Reply, Request, route, serve_until_stopped
 
 MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE = 100, 25
+PAGE_SHAPES = ("full", "short")
+ENDS = ("null", "last_page")
+TYPES = {"asset", "liability", "equity", "revenue", "expense"}
 
 
 class StackOneEmulator(EmulatorBase):
     NAME = "stackone"
-    ENDPOINTS = ("list", "batch")
+    ENDPOINTS = ("list",)
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self._keys: set[str] = set()
+    def __init__(self, *, page_shape: str = "full", end: str = "null", rate_limit: int = 1000,
+                 rate_window_seconds: float = 60.0, **options: Any) -> None:
+        if page_shape not in PAGE_SHAPES or end not in ENDS:
+            raise ValueError(f"page_shape must be one of {PAGE_SHAPES}, end one of {ENDS}")
+        super().__init__(rate_limit=rate_limit, rate_window_seconds=rate_window_seconds, **options)
+        self.page_shape, self.end = page_shape, end
+        self._keys: dict[str, bool] = {}  # api key -> may read accounting data
         self._linked: dict[str, tuple[str, list[Any]]] = {}  # x-account-id -> (company id, accounts)
+        self._disabled: set[str] = set()
 
     def add_linked_account(self, account_id: str, api_key: str, company_id: str, *,
                            accounts: list[dict[str, Any]] = (), raw_accounts: list[Any] = ()) -> None:
         """`accounts`: {code, name[, active, id, type]}; `raw_accounts` are served as given."""
         with self._lock:
-            self._keys.add(api_key)
+            self._keys.setdefault(api_key, True)
             chart: list[Any] = [self._account(company_id, spec) for spec in accounts]
-            chart.extend(raw_accounts)
+            chart.extend(Raw(item) for item in raw_accounts)
             self._linked[account_id] = (company_id, chart)
 
     def accounts(self, account_id: str) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(a) for a in self._linked[account_id][1] if isinstance(a, dict)]
 
+    def disable_linked_account(self, account_id: str) -> None:
+        with self._lock:
+            self._disabled.add(account_id)
+
+    def forbid(self, api_key: str) -> None:
+        """The key stays valid but loses the accounting scope (403)."""
+        with self._lock:
+            self._keys[api_key] = False
+
     @staticmethod
     def _account(company_id: str, spec: dict[str, Any]) -> dict[str, Any]:
         remote = spec.get("id") or str(uuid.uuid4())
+        kind = spec.get("type", "expense")
         return {"id": remote, "remote_id": remote, "company_id": company_id, "code": spec.get("code"),
-                "name": spec["name"], "type": spec.get("type", "expense"), "active": spec.get("active", True)}
+                "name": spec["name"],
+                "type": {"value": kind if kind in TYPES else "unmapped_value", "source_value": kind},
+                "active": spec.get("active", True)}
+
+    # -- the API -----------------------------------------------------------------------
 
     def _route(self, method: str, path: str):
-        collection = "/unified/accounting/companies/{company_id}/accounts"
-        return route([(collection, "GET", "list", self._list),
-                      (collection + "/batch", "POST", "batch", self._batch)], method, path)
+        return route([("/unified/accounting/companies/{company_id}/accounts", "GET", "list", self._list)],
+                     method, path)
 
     def _authenticate(self, endpoint: str, request: Request) -> Any:
         scheme, _, value = (request.headers.get("Authorization") or "").strip().partition(" ")
@@ -79,53 +114,40 @@ class StackOneEmulator(EmulatorBase):
         with self._lock:
             if user not in self._keys:
                 raise ApiError(401, "Unauthorized")
+            if not self._keys[user]:
+                raise ApiError(403, "Forbidden")
             account_id = request.headers.get("x-account-id")
             if not account_id:
                 raise ApiError(400, "x-account-id header is required")
             linked = self._linked.get(account_id)
-        if linked is None:
-            raise ApiError(404, f"account {account_id} not found")
-        if linked[0] != request.params.get("company_id"):
-            raise ApiError(404, f"company {request.params.get('company_id')} not found")
-        return account_id
+            if linked is None or linked[0] != request.params.get("company_id"):
+                raise ApiError(404, "Not Found")
+            if account_id in self._disabled:
+                raise ApiError(412, "Precondition failed")
+        return user, account_id
+
+    def _admit_request(self, endpoint: str, request: Request) -> int:
+        return self._admit(request.credential[0])  # the limit is the API key's, whichever account it reads
 
     def _error_body(self, error: ApiError) -> Any:
         return {"statusCode": error.status, "message": error.message, "timestamp": _now()}
 
     def _list(self, request: Request) -> Reply:
-        chart = self._linked[request.credential][1]
+        chart = self._linked[request.credential[1]][1]
         raw_size = request.arg("page_size")
         if raw_size is not None and (not raw_size.isdigit() or int(raw_size) < 1):
             raise ApiError(400, "page_size must be a positive integer")
         size = min(int(raw_size or DEFAULT_PAGE_SIZE), MAX_PAGE_SIZE)
+        if self.page_shape == "short":
+            size = max(1, size // 3)  # an early cursor return: the page is cut short, the cursor goes on
         start = _decode_cursor(request.arg("next")) if request.arg("next") else 0
+        if start >= len(chart) and self.end == "null":
+            return Reply(200, {"next": None, "data": None})
         page = chart[start: start + size]
         end = start + len(page)
-        cursor = base64.urlsafe_b64encode(f"o:{end}".encode()).decode() if end < len(chart) else None
-        return Reply(200, {"next": cursor, "data": [dict(a) if isinstance(a, dict) else a for a in page]})
-
-    def _batch(self, request: Request) -> Reply:
-        company_id, chart = self._linked[request.credential]
-        body = request.json()
-        items = body.get("items") if isinstance(body, dict) else None
-        if not isinstance(items, list) or not items:
-            raise ApiError(400, "items must be a non-empty array")
-        errors: list[list[str]] = []
-        for item in items:
-            problems = []
-            if not isinstance(item, dict):
-                errors.append(["Item must be an object"])
-                continue
-            if not isinstance(item.get("name"), str) or not item["name"].strip():
-                problems.append("Missing field: name")
-            code = item.get("code")
-            if code is not None and any(isinstance(a, dict) and a.get("code") == code for a in chart):
-                problems.append(f"Account code already exists: {code}")
-            if not problems:
-                chart.append(self._account(company_id, {**item, "id": None}))
-            errors.append(problems)
-        return Reply(202, {"statusCode": 202, "message": "Batch operation accepted", "timestamp": _now(),
-                           "errors": errors})
+        more = end < len(chart) or self.end == "null"
+        cursor = base64.urlsafe_b64encode(f"o:{end}".encode()).decode() if more else None
+        return Reply(200, {"next": cursor, "data": [a.item if isinstance(a, Raw) else dict(a) for a in page]})
 
 
 def _decode_cursor(cursor: str) -> int:
@@ -150,8 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--account-id", required=True, help="the x-account-id of the linked account")
     parser.add_argument("--company", required=True, help="the accounting company id")
     parser.add_argument("--accounts", type=Path, help="JSON list of {code, name, active}")
+    parser.add_argument("--shape", choices=PAGE_SHAPES, default="full",
+                        help="full pages, or early cursor returns (short pages that still carry a cursor)")
+    parser.add_argument("--end", choices=ENDS, default="null",
+                        help='end the list with {"next": null, "data": null}, or with no cursor on the last page')
     args = parser.parse_args(argv)
-    emulator = StackOneEmulator(port=args.port)
+    emulator = StackOneEmulator(port=args.port, page_shape=args.shape, end=args.end)
     emulator.add_linked_account(args.account_id, args.api_key, args.company,
                                 accounts=json.loads(args.accounts.read_text()) if args.accounts else [])
     return serve_until_stopped(emulator, "StackOne")

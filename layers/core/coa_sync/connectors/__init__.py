@@ -4,8 +4,9 @@
     target_for(config, deps) -> TargetConnector   # .capabilities, .write(actions) -> WriteResult
 
 `config` is the tenant's source config (models.SourceConfig: FileSource, ThredfiSource,
-DualEntrySource, StackOneSource); credentials come from Secrets Manager by its `secretName`.
-Use a connector as a context manager (`contextlib.closing`) or call close().
+DualEntrySource, StackOneSource); credentials come from Secrets Manager by its `secretName`;
+rate budgets from `deps.budget` (per process by default). Use a connector as a context manager
+(`contextlib.closing`) or call close().
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from coa_sync.connectors.base import (
 )
 from coa_sync.connectors.file import FileConnector, ObjectReader
 from coa_sync.models import DualEntrySource, FileSource, StackOneSource, ThredfiSource
+from coa_sync.tokenbucket import BudgetFactory, bucket_for
 
 if TYPE_CHECKING:
     from coa_sync.connectors import dualentry, stackone, thredfi
@@ -35,10 +37,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ConnectorDeps:
-    """What connectors are built with: an S3 reader for files, secrets, and test seams."""
+    """What connectors are built with: an S3 reader for files, secrets, rate budgets, and test seams."""
 
     files: ObjectReader | None = None
     secret: Callable[[str], Any] = secret_json
+    budget: BudgetFactory = bucket_for  # (key, Rate) -> RateBudget: swap in a budget shared across containers
     options: dict[str, Any] = field(default_factory=dict)  # e.g. transport, sleep, max_attempts (tests)
 
 
@@ -51,7 +54,7 @@ def _thredfi(config: ThredfiSource, deps: ConnectorDeps) -> thredfi.ThredfiConne
 
     credentials = read_secret_model(deps.secret(config.secret_name), thredfi.ThredfiCredentials, config.secret_name,
                                     "partnerUuid and apiKey")
-    return thredfi.ThredfiConnector(config, credentials, **deps.options)
+    return thredfi.ThredfiConnector(config, credentials, budget=deps.budget, **deps.options)
 
 
 def _dualentry(config: DualEntrySource, deps: ConnectorDeps) -> dualentry.DualEntryConnector:
@@ -59,7 +62,7 @@ def _dualentry(config: DualEntrySource, deps: ConnectorDeps) -> dualentry.DualEn
 
     credentials = read_secret_model(deps.secret(config.secret_name), dualentry.DualEntryCredentials,
                                     config.secret_name, "apiKey")
-    return dualentry.DualEntryConnector(config, credentials, **deps.options)
+    return dualentry.DualEntryConnector(config, credentials, budget=deps.budget, **deps.options)
 
 
 def _stackone(config: StackOneSource, deps: ConnectorDeps) -> stackone.StackOneConnector:
@@ -67,7 +70,7 @@ def _stackone(config: StackOneSource, deps: ConnectorDeps) -> stackone.StackOneC
 
     credentials = read_secret_model(deps.secret(config.secret_name), stackone.StackOneCredentials,
                                     config.secret_name, "apiKey")
-    return stackone.StackOneConnector(config, credentials, **deps.options)
+    return stackone.StackOneConnector(config, credentials, budget=deps.budget, **deps.options)
 
 
 # kind -> factory. Every kind is a source; the ones whose API documents account writes are targets too.
@@ -76,7 +79,12 @@ SOURCES: dict[str, Callable[[Any, ConnectorDeps], SourceConnector]] = {
     "file": _file, "thredfi": _thredfi, "dualentry": _dualentry, "stackone": _stackone,
 }
 TARGETS: dict[str, Callable[[Any, ConnectorDeps], TargetConnector]] = {
-    "thredfi": _thredfi, "dualentry": _dualentry, "stackone": _stackone,
+    "thredfi": _thredfi, "dualentry": _dualentry,
+}
+# Why a source kind cannot be a target.
+READ_ONLY = {
+    "file": "a file is read, never written",
+    "stackone": "StackOne's API documents no endpoint that creates, updates or archives accounts",
 }
 
 
@@ -92,12 +100,13 @@ def target_for(config: Any, deps: ConnectorDeps | None = None) -> TargetConnecto
     try:
         factory = TARGETS[config.kind]
     except KeyError:
-        raise ValueError(f"{config.kind!r} cannot be a target; targets: {', '.join(TARGETS)}") from None
+        why = READ_ONLY.get(config.kind, "no connector writes to it")
+        raise ValueError(f"{config.kind!r} cannot be a target: {why}; targets: {', '.join(TARGETS)}") from None
     return factory(config, deps or ConnectorDeps())
 
 
 __all__ = [
-    "SOURCES", "TARGETS", "Capabilities", "ConnectorDeps", "ConnectorError", "ConnectorRequestError",
+    "READ_ONLY", "SOURCES", "TARGETS", "Capabilities", "ConnectorDeps", "ConnectorError", "ConnectorRequestError",
     "ConnectorResponseError", "ConnectorTransientError", "SourceConnector", "TargetConnector", "WriteResult",
     "source_for", "target_for",
 ]

@@ -8,6 +8,7 @@ actions and answers, per action, applied or failed with reasons.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,9 +18,9 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from coa_sync.adapters import http as retries
-from coa_sync.adapters.http import is_transient, tls
-from coa_sync.models import Action, ActionKind, ItemError, SourceSnapshot
-from coa_sync.ratelimit import SlidingWindowLimiter
+from coa_sync.adapters.http import tls
+from coa_sync.models import Action, ActionKind, ApiSource, ItemError, SourceSnapshot
+from coa_sync.tokenbucket import BudgetTimeout, Rate, RateBudget
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -29,7 +30,7 @@ class ConnectorError(Exception):
 
 
 class ConnectorTransientError(ConnectorError):
-    """Still failing after every retry (429, 5xx, network): worth trying again later."""
+    """Still failing after every retry (408, 429, 5xx, network), or out of rate budget: worth trying later."""
 
 
 class ConnectorRequestError(ConnectorError):
@@ -107,8 +108,31 @@ def read_secret_model(value: Any, model: type[_M], secret_name: str, needs: str)
         raise ConnectorError(f"secret {secret_name!r} must be an object with {needs}") from None
 
 
+# Which rate budgets a request draws on, given its method and path (without the query).
+Budgets = Callable[[str, str], Sequence[RateBudget]]
+
+
+def is_transient(status: int) -> bool:
+    """429 and 5xx (as for Pleo), and 408: StackOne answers it, with Retry-After, when the system behind
+    it was slow, and its SDKs retry it; for the others a 408 can only mean the same."""
+    return status == 408 or retries.is_transient(status)
+
+
+def raised(config: ApiSource, stated: Rate) -> Rate:
+    """The API key's rate: the vendor's stated figures, or the tenant's, where the vendor raised them."""
+    return Rate(config.rate_limit_per_minute or stated.per_minute, config.rate_limit_burst or stated.burst)
+
+
+def budget_key(system: str, base_url: str, secret: str, *scope: str) -> str:
+    """A rate budget's key: the system, where it is, a fingerprint of the credential it counts against
+    (never the credential itself) and, for a per-route budget, the route."""
+    fingerprint = hashlib.sha256(secret.encode()).hexdigest()[:16]
+    return ":".join((system, base_url.rstrip("/"), fingerprint, *scope))
+
+
 class RetryingHttp:
-    """One system's HTTP client: rate-limited, retrying 429/5xx/network errors, honouring Retry-After.
+    """One system's HTTP client: within its rate budgets, retrying 408/429/5xx/network errors, honouring
+    Retry-After.
 
     Credentials are passed per request (headers or auth) and never appear in errors.
     """
@@ -118,7 +142,7 @@ class RetryingHttp:
         system: str,
         base_url: str,
         *,
-        limiter: SlidingWindowLimiter,
+        budgets: Budgets,
         describe: Callable[[httpx.Response], str],
         timeout: float = 15.0,
         max_attempts: int = 5,
@@ -129,7 +153,7 @@ class RetryingHttp:
         self.system = system
         self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
                                   headers={"Accept": "application/json"}, verify=tls())
-        self._limiter = limiter
+        self._budgets = budgets
         self._describe = describe
         self._max_attempts = max_attempts
         self._max_wait = max_wait
@@ -142,7 +166,7 @@ class RetryingHttp:
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The 2xx response; ConnectorRequestError for 4xx; ConnectorTransientError once retries run out."""
         for attempt in range(1, self._max_attempts + 1):
-            self._limiter.acquire()
+            self._draw(method, path)
             self.calls += 1
             try:
                 response = self._http.request(method, path, **kwargs)
@@ -162,6 +186,16 @@ class RetryingHttp:
                                               f"after {attempt} attempt(s)")
             self._sleep(wait)
         raise AssertionError("unreachable")
+
+    def _draw(self, method: str, path: str) -> None:
+        """One token from each budget the request counts against, waiting at most `max_wait` for each."""
+        for budget in self._budgets(method, _path_only(path)):
+            try:
+                budget.acquire(timeout=self._max_wait)
+            except BudgetTimeout as exc:
+                raise ConnectorTransientError(f"{self.system}: {method} {_path_only(path)}: the rate budget "
+                                              f"({budget.rate.per_minute:g}/min) has no room for another "
+                                              f"{exc.wait:.0f} s") from None
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)

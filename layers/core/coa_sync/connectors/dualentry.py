@@ -1,13 +1,23 @@
 """DualEntry (public API): accounts as a source, and account creation as a target.
 
-Auth (documented): the API key in the X-API-KEY header (401 missing, 403 invalid). Lists page
-by limit/offset (limit capped at 100). Errors are {"success": false, "errors": {field: [msg]}}.
-DualEntry has no idempotency key: a create first looks the number up, so a create delivered
-twice finds the account the first made instead of making a second.
+Auth (documented): the API key in the X-API-KEY header (401 missing, 403 invalid or revoked).
+Reads come from GET /public/v2/accounts/ (what DualEntry's own CLI reads), paged by limit/offset
+(limit capped at 100). Its reference answers {"items": [...], "count": n}; the pagination guide
+says lists answer a bare array, ending on an empty page or one shorter than asked: both are read.
+A list item documents no account_type, so none is needed. Errors are {"success": false,
+"errors": {field: [msg]}}; a refused create is 422 (400: a malformed request).
+
+Rate limits (documented), per API key, as token buckets: 300 a minute with bursts of 50 across
+every endpoint, and 60 a minute with bursts of 10 per route and method; both are kept to.
+
+DualEntry has no idempotency key: a create first looks the number up (GET
+/public/v1/accounts/{number}/, 404 when absent), so a create delivered twice finds the account
+the first made instead of making a second.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from enum import StrEnum
@@ -23,18 +33,24 @@ from coa_sync.connectors.base import (
     ConnectorResponseError,
     RetryingHttp,
     WriteResult,
+    budget_key,
     field_reasons,
     parse_record,
+    raised,
     unsupported,
 )
 from coa_sync.models import Action, DualEntrySource, ItemError, Model, SourceAccount, SourceSnapshot
-from coa_sync.ratelimit import SlidingWindowLimiter, limiter_for
+from coa_sync.tokenbucket import BudgetFactory, Rate, bucket_for
 
 SYSTEM = "dualentry"
 PAGE_SIZE = 100  # documented maximum limit
-COLLECTION = "/public/v1/accounts/"
+LIST = "/public/v2/accounts/"
+CREATE = "/public/v1/accounts/"
 MIN_NUMBER, MAX_NUMBER = 100, 9_999_999_999
 MIN_NAME, MAX_NAME = 2, 256
+KEY_RATE = Rate(per_minute=300, burst=50)  # documented: all requests of an API key
+ROUTE_RATE = Rate(per_minute=60, burst=10)  # documented: an API key's requests to one route and method
+_NUMBER_IN_PATH = re.compile(r"/\d+/$")
 
 
 class AccountType(StrEnum):
@@ -68,16 +84,18 @@ class DualEntryCredentials(Model):
 
 
 class DualEntryAccount(BaseModel):
-    """One item of the documented PublicAccountSchemaOut, the fields we use."""
+    """One item of the documented v2 list, the fields we use (each is on the documented item)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     id: int
     number: int = Field(ge=MIN_NUMBER, le=MAX_NUMBER)
     name: Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME, pattern=r"\S")]
     is_active: bool
-    account_type: AccountType
-    parent_account_id: int | None = None
+
+
+def key_rate(config: DualEntrySource) -> Rate:
+    return raised(config, KEY_RATE)
 
 
 class DualEntryConnector:
@@ -89,29 +107,26 @@ class DualEntryConnector:
         credentials: DualEntryCredentials,
         *,
         account_type: AccountType = AccountType.EXPENSE,
-        limiter: SlidingWindowLimiter | None = None,
+        budget: BudgetFactory = bucket_for,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         max_attempts: int = 5,
     ) -> None:
         self.config = config
         self._account_type = account_type  # what new accounts are created as: Pleo has no account type
-        self._headers = {"X-API-KEY": credentials.api_key.get_secret_value()}
-        self._http = RetryingHttp(
-            SYSTEM, config.base_url, describe=_describe, transport=transport, sleep=sleep, max_attempts=max_attempts,
-            limiter=limiter or limiter_for(f"{SYSTEM}:{config.secret_name}", config.rate_limit_per_minute))
+        api_key = credentials.api_key.get_secret_value()
+        self._headers = {"X-API-KEY": api_key}
+        whole_key = budget(budget_key(SYSTEM, config.base_url, api_key), key_rate(config))
+
+        def budgets(method: str, path: str) -> tuple[Any, ...]:
+            route = _NUMBER_IN_PATH.sub("/{account_number}/", path)
+            return whole_key, budget(budget_key(SYSTEM, config.base_url, api_key, method, route), ROUTE_RATE)
+
+        self._http = RetryingHttp(SYSTEM, config.base_url, describe=_describe, transport=transport, sleep=sleep,
+                                  max_attempts=max_attempts, budgets=budgets)
 
     def close(self) -> None:
         self._http.close()
-
-    def _list(self, params: dict[str, Any], page: int) -> tuple[list[Any], int | None]:
-        """One page's items and the total `count` (None if the answer has none)."""
-        document = self._http.json("GET", COLLECTION, params=params, headers=self._headers)
-        items = document.get("items") if isinstance(document, dict) else None
-        if not isinstance(items, list):
-            raise ConnectorResponseError(f"{SYSTEM}: accounts page {page}: expected an 'items' list")
-        count = document.get("count")
-        return items, count if isinstance(count, int) and not isinstance(count, bool) else None
 
     # -- source ----------------------------------------------------------------------------
 
@@ -120,7 +135,7 @@ class DualEntryConnector:
         errors: list[ItemError] = []
         offset, page = 0, 1
         while True:
-            items, count = self._list({"limit": PAGE_SIZE, "offset": offset}, page)
+            items, count = self._page({"limit": PAGE_SIZE, "offset": offset}, page)
             for index, item in enumerate(items):
                 account = _account(item, f"dualentry page {page} item {index}", errors)
                 if account is not None:
@@ -130,6 +145,18 @@ class DualEntryConnector:
             # server that caps pages below our limit cannot make a full chart look short.
             if not items or (offset >= count if count is not None else len(items) < PAGE_SIZE):
                 return SourceSnapshot(accounts=accounts, errors=errors)
+
+    def _page(self, params: dict[str, Any], page: int) -> tuple[list[Any], int | None]:
+        """One page's items, and the total `count` when the answer is {items, count} rather than a bare array."""
+        document = self._http.json("GET", LIST, params=params, headers=self._headers)
+        if isinstance(document, list):
+            return document, None
+        items = document.get("items") if isinstance(document, dict) else None
+        if not isinstance(items, list):
+            raise ConnectorResponseError(f"{SYSTEM}: accounts page {page}: expected a list, or an object with an "
+                                         "'items' list")
+        count = document.get("count")
+        return items, count if isinstance(count, int) and not isinstance(count, bool) else None
 
     # -- target ----------------------------------------------------------------------------
 
@@ -152,7 +179,7 @@ class DualEntryConnector:
             body = {"name": action.desired.name, "number": number, "account_type": self._account_type.value,
                     "currency_iso_4217_code": None, "is_active": True, "parent_account_id": None}
             try:
-                self._http.request("POST", COLLECTION, json=body, headers=self._headers)
+                self._http.request("POST", CREATE, json=body, headers=self._headers)
             except ConnectorRequestError as exc:
                 result.failed[action.external_id] = error_reasons(exc)
             else:
@@ -160,10 +187,13 @@ class DualEntryConnector:
         return result
 
     def _by_number(self, number: int) -> dict[str, Any] | None:
-        for item in self._list({"number": number, "limit": PAGE_SIZE, "offset": 0}, 1)[0]:
-            if isinstance(item, dict) and item.get("number") == number:
-                return item
-        return None
+        try:
+            found = self._http.json("GET", f"{CREATE}{number}/", headers=self._headers)
+        except ConnectorRequestError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return found if isinstance(found, dict) else None
 
 
 def _account(item: Any, location: str, errors: list[ItemError]) -> SourceAccount | None:

@@ -1,37 +1,39 @@
-"""StackOne (unified accounting API): one linked accounting system's accounts, and batch writes.
+"""StackOne (unified accounting API): one linked accounting system's accounts, read-only.
 
 Auth (documented): HTTP Basic with the API key as user and an empty password, plus the
 `x-account-id` header naming the linked account. Lists answer {"next": cursor, "data": [...]}
-and take `page_size` and `next`. Batch writes (documented for journals) answer 202 with an
-`errors` array aligned by index with the submitted items: an empty entry means that item
-went through. StackOne documents no account-create endpoint; the writer posts to
-`accounts/batch` in the journals' shape (an assumption, see docs/connectors.md).
+and take `page_size` (default 25) and `next`. Documented ends: the page holding the last
+records has no cursor, or the cursor leads to {"next": null, "data": null}; an "early cursor
+return" hands back pages shorter than asked that still carry a cursor, so only a missing
+cursor ends the list. Every field of an account is optional; `active` is a boolean, "true",
+"false" or null (null counts as active: unknown never archives anything).
+
+Errors are {statusCode, message, timestamp}. 408 (the system behind StackOne was slow, with
+Retry-After) and 429 (Retry-After: 60) are retried, as StackOne's SDKs do; 401, 403, 404
+(unknown linked account) and 412 (linked account disabled) are not. The limit is 1000 requests
+in any 60 seconds per API key: a bucket of 100 refilling 900 a minute never goes past it.
+
+StackOne has no endpoint that creates, updates or archives an account (its accounting writes
+are journals booked against existing accounts), so it is a source only.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, SecretStr, StringConstraints, field_validator
 
 from coa_sync.adapters.http import error_message
-from coa_sync.connectors.base import (
-    Capabilities,
-    ConnectorResponseError,
-    RetryingHttp,
-    WriteResult,
-    parse_record,
-    unsupported,
-)
-from coa_sync.models import Action, ItemError, Model, SourceAccount, SourceSnapshot, StackOneSource
-from coa_sync.ratelimit import SlidingWindowLimiter, limiter_for
+from coa_sync.connectors.base import ConnectorResponseError, RetryingHttp, budget_key, parse_record, raised
+from coa_sync.models import ItemError, Model, SourceAccount, SourceSnapshot, StackOneSource
+from coa_sync.tokenbucket import BudgetFactory, Rate, bucket_for
 
 SYSTEM = "stackone"
 PAGE_SIZE = 100
-MAX_BATCH = 100  # assumed: StackOne documents no item limit for batch writes
+KEY_RATE = Rate(per_minute=900, burst=100)  # within the documented 1000 in any 60 s per API key
 
 
 class StackOneCredentials(Model):
@@ -41,35 +43,48 @@ class StackOneCredentials(Model):
 
 
 class StackOneAccount(BaseModel):
-    """One item of the documented AccountingAccount, the fields we use."""
+    """One documented AccountingAccount, the fields we use; without an id and a name it cannot be synced."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     id: Annotated[str, StringConstraints(min_length=1, max_length=255)]
     code: str | None = None
     name: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"\S")]
-    active: bool | None = None  # documented as nullable: unknown counts as active
+    active: bool | None = None
+
+    @field_validator("active", mode="before")
+    @classmethod
+    def _documented_forms(cls, value: object) -> object:
+        """A boolean, "true", "false" or null: nothing else (not 1, not "yes")."""
+        if value is None or type(value) is bool:
+            return value
+        if value in ("true", "false"):
+            return value == "true"
+        raise ValueError('should be true, false, "true", "false" or null')
+
+
+def key_rate(config: StackOneSource) -> Rate:
+    return raised(config, KEY_RATE)
 
 
 class StackOneConnector:
-    capabilities = Capabilities(max_batch=MAX_BATCH, idempotent_create=False, update=False, archive=False)
-
     def __init__(
         self,
         config: StackOneSource,
         credentials: StackOneCredentials,
         *,
-        limiter: SlidingWindowLimiter | None = None,
+        budget: BudgetFactory = bucket_for,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         max_attempts: int = 5,
     ) -> None:
         self.config = config
-        self._auth = httpx.BasicAuth(credentials.api_key.get_secret_value(), "")
+        api_key = credentials.api_key.get_secret_value()
+        self._auth = httpx.BasicAuth(api_key, "")
         self._headers = {"x-account-id": config.account_id}
-        self._http = RetryingHttp(
-            SYSTEM, config.base_url, describe=_describe, transport=transport, sleep=sleep, max_attempts=max_attempts,
-            limiter=limiter or limiter_for(f"{SYSTEM}:{config.account_id}", config.rate_limit_per_minute))
+        whole_key = budget(budget_key(SYSTEM, config.base_url, api_key), key_rate(config))
+        self._http = RetryingHttp(SYSTEM, config.base_url, describe=_describe, transport=transport, sleep=sleep,
+                                  max_attempts=max_attempts, budgets=lambda _method, _path: (whole_key,))
         self._collection = f"/unified/accounting/companies/{config.company_id}/accounts"
 
     def close(self) -> None:
@@ -79,54 +94,33 @@ class StackOneConnector:
         accounts: list[SourceAccount] = []
         errors: list[ItemError] = []
         params: dict[str, Any] = {"page_size": PAGE_SIZE}
+        seen: set[str] = set()
         page = 1
         while True:
             document = self._http.json("GET", self._collection, params=params, auth=self._auth, headers=self._headers)
-            data = document.get("data") if isinstance(document, dict) else None
-            if not isinstance(data, list):
-                raise ConnectorResponseError(f"{SYSTEM}: accounts page {page}: expected a 'data' list")
+            data, cursor = _page(document, page)
             for index, item in enumerate(data):
                 account = _account(item, f"stackone page {page} item {index}", errors)
                 if account is not None:
                     accounts.append(account)
-            cursor = document.get("next")
             if not cursor:
                 return SourceSnapshot(accounts=accounts, errors=errors)
-            if not isinstance(cursor, str):
-                raise ConnectorResponseError(f"{SYSTEM}: accounts page {page}: 'next' is not a string")
+            if cursor in seen:  # a loop would read the same pages for ever
+                raise ConnectorResponseError(f"{SYSTEM}: accounts page {page}: cursor {cursor!r} came back again")
+            seen.add(cursor)
             params, page = {"page_size": PAGE_SIZE, "next": cursor}, page + 1
 
-    def write(self, actions: Sequence[Action]) -> WriteResult:
-        result = WriteResult()
-        creates = unsupported(actions, self.capabilities, SYSTEM, result)
-        for start in range(0, len(creates), MAX_BATCH):
-            chunk = creates[start:start + MAX_BATCH]
-            items = [{"code": a.desired.code, "name": a.desired.name, "active": True} for a in chunk]
-            document = self._http.json("POST", f"{self._collection}/batch", json={"items": items},
-                                       auth=self._auth, headers=self._headers)
-            merge_batch_errors(chunk, document, result)
-        return result
 
-
-def merge_batch_errors(actions: Sequence[Action], document: Any, result: WriteResult) -> None:
-    """A 202 answer's `errors[i]` belongs to `actions[i]`: non-empty fails it, empty applies it.
-
-    An answer whose errors cannot be lined up with the items is unreadable: raising leaves the
-    actions to be retried rather than guessing which of them went through.
-    """
-    errors = document.get("errors") if isinstance(document, dict) else None
-    if errors is None:
-        errors = [[] for _ in actions]  # no errors array at all: every item was accepted
-    if not isinstance(errors, list) or len(errors) != len(actions):
-        count = len(errors) if isinstance(errors, list) else "no"
-        raise ConnectorResponseError(f"{SYSTEM}: batch answer has {count} error entries for {len(actions)} items")
-    for action, messages in zip(actions, errors, strict=True):
-        if messages is None or messages == []:
-            result.applied.append(action.external_id)
-        elif isinstance(messages, list):
-            result.failed[action.external_id] = [f"{SYSTEM}: {message}" for message in messages]
-        else:
-            result.failed[action.external_id] = [f"{SYSTEM}: {messages}"]
+def _page(document: Any, page: int) -> tuple[list[Any], str | None]:
+    """A page's accounts (none for `"data": null`) and its cursor (None or "" at the end)."""
+    if not isinstance(document, dict):
+        raise ConnectorResponseError(f"{SYSTEM}: accounts page {page}: expected an object")
+    data, cursor = document.get("data"), document.get("next")
+    if data is not None and not isinstance(data, list):
+        raise ConnectorResponseError(f"{SYSTEM}: accounts page {page}: 'data' is not a list")
+    if cursor is not None and not isinstance(cursor, str):
+        raise ConnectorResponseError(f"{SYSTEM}: accounts page {page}: 'next' is not a string")
+    return data or [], cursor
 
 
 def _account(item: Any, location: str, errors: list[ItemError]) -> SourceAccount | None:
