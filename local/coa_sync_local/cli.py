@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--source", choices=source_options.API_KINDS, default=None,
                       help="read the sample chart from a built-in emulator of this accounting system "
                            "(default: the sample CSV file)")
+    demo.add_argument("--source-shape", action="append", default=[], metavar="OPTION=VALUE",
+                      help="play one of the system's documented alternatives: page_shape=links, error_shape=guide "
+                           "(thredfi); list_shape=array (dualentry); page_shape=short, end=last_page (stackone)")
     _add_state_argument(demo)
     demo.set_defaults(command=_demo)
 
@@ -143,9 +146,14 @@ def _demo(args: argparse.Namespace) -> int:
     with PleoEmulator() as pleo, ExitStack() as stack:
         source: Path | SourceConfig = Path(str(samples / "accounts.csv"))
         source_credentials = None
+        if args.source_shape and not args.source:
+            raise UsageError("--source-shape plays an accounting system's alternative: give --source KIND too")
         if args.source:
-            source, source_credentials, pleo_seed = stack.enter_context(
-                source_options.demo_source(args.source, (samples / "accounts.csv").read_text(), pleo_seed))
+            try:
+                source, source_credentials, pleo_seed = stack.enter_context(source_options.demo_source(
+                    args.source, (samples / "accounts.csv").read_text(), pleo_seed, args.source_shape))
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
             _progress(f"{args.source} emulator serving at {source.base_url}")  # type: ignore[union-attr]
         pleo.add_company(DEMO_COMPANY, api_keys=[api_key], accounts=pleo_seed)
         _progress(f"Pleo emulator serving at {pleo.url}")

@@ -18,10 +18,13 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coa_sync.models import SOURCE_KINDS, SourceConfig
 from pydantic import TypeAdapter, ValidationError
+
+if TYPE_CHECKING:
+    from coa_sync_local.emulators._base import EmulatorBase
 
 API_KINDS = tuple(kind for kind in SOURCE_KINDS if kind != "file")
 _SOURCE = TypeAdapter(SourceConfig)
@@ -35,7 +38,8 @@ def add_arguments(sync: argparse.ArgumentParser) -> None:
                        help='tenant config: {"source": {"kind", "baseUrl", ...}, "sourceCredentials": {...}}')
     group.add_argument("--source-url", metavar="URL", help="the accounting system's API base URL")
     group.add_argument("--source-setting", action="append", default=[], metavar="KEY=VALUE",
-                       help="a source setting, e.g. businessId=UUID (thredfi), accountId=ID companyId=ID (stackone)")
+                       help="a source setting, e.g. businessId=UUID, externalIdFrom=id|code (thredfi); accountId=ID "
+                            "companyId=ID (stackone); rateLimitPerMinute=N rateLimitBurst=N (a raised API key limit)")
     group.add_argument("--source-credential", action="append", default=[], metavar="KEY=VALUE",
                        help="a credential: partnerUuid=, apiKey= (thredfi); apiKey= (dualentry, stackone)")
 
@@ -93,45 +97,65 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
 # -- the demo's accounting systems ---------------------------------------------------------
 
 
+def demo_shape(kind: str, pairs: list[str]) -> dict[str, str]:
+    """The emulator options `--source-shape` names (its SHAPES); ValueError naming what `kind` plays otherwise."""
+    known = _emulator(kind).SHAPES
+    options = _pairs(pairs, "--source-shape")
+    for option, value in options.items():
+        if value not in known.get(option, ()):
+            plays = ", ".join(f"{name}={'|'.join(values)}" for name, values in known.items())
+            raise ValueError(f"--source-shape {option}={value}: the {kind} emulator plays {plays}")
+    return options
+
+
 @contextmanager
-def demo_source(kind: str, accounts_csv: str, pleo_seed: list[dict[str, Any]]) -> Iterator[
+def demo_source(kind: str, accounts_csv: str, pleo_seed: list[dict[str, Any]], shape: list[str] = ()) -> Iterator[
         tuple[SourceConfig, dict[str, Any], list[dict[str, Any]]]]:
-    """An emulator of `kind` holding the sample chart: (source config, credentials, Pleo's seed to match it)."""
+    """An emulator of `kind` holding the sample chart, playing `shape` (OPTION=VALUE each): (source config,
+    credentials, Pleo's seed to match it)."""
+    options = demo_shape(kind, list(shape))  # refuses an unknown kind, too
     rows = list(csv.DictReader(io.StringIO(accounts_csv)))
     active = [(row["externalId"], row["code"], row["name"], row["active"].strip().lower() == "true") for row in rows]
     key = "demo-source-key"
-    if kind == "thredfi":
-        from coa_sync_local.emulators.thredfi import ThredfiEmulator
-
-        partner, business = "a1b2c3d4-5678-90ab-cdef-1234567890ab", "3c90c3cc-0d44-4b50-8888-8dd25736052a"
-        with ThredfiEmulator() as emulator:
+    with _emulator(kind)(**options) as emulator:
+        if kind == "thredfi":
+            partner, business = "a1b2c3d4-5678-90ab-cdef-1234567890ab", "3c90c3cc-0d44-4b50-8888-8dd25736052a"
             emulator.add_partner(partner, key)
             emulator.add_business(business, partner, accounts=[
                 {"id": ext, "code": code, "name": name, "is_active": on} for ext, code, name, on in active])
             yield (_SOURCE.validate_python({"kind": "thredfi", "baseUrl": emulator.url, "businessId": business,
                                             "secretName": "coa-sync/demo/thredfi"}),
                    {"partnerUuid": partner, "apiKey": key}, pleo_seed)
-    elif kind == "dualentry":
-        from coa_sync_local.emulators.dualentry import DualEntryEmulator
-
-        with DualEntryEmulator() as emulator:
+        elif kind == "dualentry":
             # DualEntry ids are integers: the sample's account ids become their numbers, and Pleo's seed follows.
             emulator.add_organization(key, accounts=[
                 {"id": int(code), "number": int(code), "name": name, "is_active": on} for _, code, name, on in active])
             seed = [{**a, "externalId": a["externalId"].removeprefix("ext-")} for a in pleo_seed]
             yield (_SOURCE.validate_python({"kind": "dualentry", "baseUrl": emulator.url,
                                             "secretName": "coa-sync/demo/dualentry"}), {"apiKey": key}, seed)
-    elif kind == "stackone":
-        from coa_sync_local.emulators.stackone import StackOneEmulator
-
-        with StackOneEmulator() as emulator:
+        else:
             emulator.add_linked_account("demo-linked-account", key, "demo-company", accounts=[
                 {"id": ext, "code": code, "name": name, "active": on} for ext, code, name, on in active])
             yield (_SOURCE.validate_python({"kind": "stackone", "baseUrl": emulator.url, "accountId":
                                             "demo-linked-account", "companyId": "demo-company",
                                             "secretName": "coa-sync/demo/stackone"}), {"apiKey": key}, pleo_seed)
-    else:
-        raise ValueError(f"no demo for source {kind!r}; choose one of {', '.join(API_KINDS)}")
+
+def _emulator(kind: str) -> type[EmulatorBase]:
+    """The demo emulator class of `kind`, imported only when a demo asks for it."""
+    if kind == "thredfi":
+        from coa_sync_local.emulators.thredfi import ThredfiEmulator
+
+        return ThredfiEmulator
+    if kind == "dualentry":
+        from coa_sync_local.emulators.dualentry import DualEntryEmulator
+
+        return DualEntryEmulator
+    if kind == "stackone":
+        from coa_sync_local.emulators.stackone import StackOneEmulator
+
+        return StackOneEmulator
+    raise ValueError(f"no demo for source {kind!r}; choose one of {', '.join(API_KINDS)}")
 
 
-__all__ = ["API_KINDS", "add_arguments", "demo_source", "source_from_args", "wants_api_source"]
+__all__ = ["API_KINDS", "add_arguments", "demo_shape", "demo_source", "source_from_args",
+           "wants_api_source"]

@@ -58,8 +58,17 @@ def test_missing_source_settings_are_exit_2_before_anything_runs(capsys):
     assert "stackone source settings" in error and "accountId" in error and "companyId" in error
 
 
-def test_demo_with_an_accounting_system_source(capsys):
-    assert main(["demo", "--source", "stackone", "--json"]) == 0
+@pytest.mark.parametrize("source", [
+    ["--source", "stackone"],
+    ["--source", "thredfi", "--source-shape", "page_shape=links", "--source-shape", "error_shape=guide"],
+])
+def test_demo_with_an_accounting_system_source(source, capsys):
+    assert main(["demo", *source, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["planned"] == report["applied"] == {"create": 3, "update": 1, "unarchive": 1, "archive": 2,
                                                       "noop": 1}
+
+
+def test_demo_shape_a_system_does_not_document_is_exit_2_naming_what_it_plays(capsys):
+    assert main(["demo", "--source", "dualentry", "--source-shape", "page_shape=links"]) == 2
+    assert "the dualentry emulator plays list_shape=object|array" in capsys.readouterr().err

@@ -108,6 +108,7 @@ class EmulatorBase:
 
     NAME = "emulator"
     ENDPOINTS: tuple[str, ...] = ()
+    SHAPES: dict[str, tuple[str, ...]] = {}  # option -> the vendor's documented alternatives, default first
     # The default `kinds` of chaos(); the order picks the draws.
     CHAOS_KINDS: tuple[str, ...] = ("error", "rate_limit", "slow", "drop", "drop_after")
     SERVER_VERSION = BaseHTTPRequestHandler.server_version  # the Server header's first word
@@ -129,6 +130,11 @@ class EmulatorBase:
         self._chaos: tuple[float, tuple[str, ...], frozenset[str] | None, random.Random, float, int] | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    def _check_shapes(self, **chosen: str) -> None:
+        for option, value in chosen.items():
+            if value not in self.SHAPES[option]:
+                raise ValueError(f"{option} must be one of {self.SHAPES[option]}, got {value!r}")
 
     # -- what a subclass provides ---------------------------------------------------------
 

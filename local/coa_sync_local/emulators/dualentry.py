@@ -86,13 +86,13 @@ class _Bucket:
 class DualEntryEmulator(EmulatorBase):
     NAME = "dualentry"
     ENDPOINTS = ("list", "get", "create")
+    SHAPES = {"list_shape": LIST_SHAPES}  # documented alternatives, default first
 
     def __init__(self, *, list_shape: str = "object", max_limit: int = MAX_LIMIT,
                  key_rate: tuple[int, float] = KEY_RATE, route_rate: tuple[int, float] = ROUTE_RATE,
                  **options: Any) -> None:
-        if list_shape not in LIST_SHAPES:
-            raise ValueError(f"list_shape must be one of {LIST_SHAPES}")
         super().__init__(**options)
+        self._check_shapes(list_shape=list_shape)
         self.list_shape = list_shape
         self.max_limit = max_limit  # the documented cap is 100; lower it to test clients that trust their limit
         self.key_rate, self.route_rate = key_rate, route_rate

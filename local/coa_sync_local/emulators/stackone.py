@@ -57,12 +57,12 @@ TYPES = {"asset", "liability", "equity", "revenue", "expense"}
 class StackOneEmulator(EmulatorBase):
     NAME = "stackone"
     ENDPOINTS = ("list",)
+    SHAPES = {"page_shape": PAGE_SHAPES, "end": ENDS}  # documented alternatives, default first
 
     def __init__(self, *, page_shape: str = "full", end: str = "null", rate_limit: int = 1000,
                  rate_window_seconds: float = 60.0, **options: Any) -> None:
-        if page_shape not in PAGE_SHAPES or end not in ENDS:
-            raise ValueError(f"page_shape must be one of {PAGE_SHAPES}, end one of {ENDS}")
         super().__init__(rate_limit=rate_limit, rate_window_seconds=rate_window_seconds, **options)
+        self._check_shapes(page_shape=page_shape, end=end)
         self.page_shape, self.end = page_shape, end
         self._keys: dict[str, bool] = {}  # api key -> may read accounting data
         self._linked: dict[str, tuple[str, list[Any]]] = {}  # x-account-id -> (company id, accounts)

@@ -92,12 +92,12 @@ class _Business:
 class ThredfiEmulator(EmulatorBase):
     NAME = "thredfi"
     ENDPOINTS = ("partner_token", "business_token", "list", "create", "detail", "archive")
+    SHAPES = {"page_shape": PAGE_SHAPES, "error_shape": ERROR_SHAPES}  # documented alternatives, default first
 
     def __init__(self, *, token_ttl: int = 3600, page_shape: str = "page_info", error_shape: str = "openapi",
                  **options: Any) -> None:
-        if page_shape not in PAGE_SHAPES or error_shape not in ERROR_SHAPES:
-            raise ValueError(f"page_shape must be one of {PAGE_SHAPES}, error_shape one of {ERROR_SHAPES}")
         super().__init__(**options)
+        self._check_shapes(page_shape=page_shape, error_shape=error_shape)
         self.token_ttl = token_ttl
         self.page_shape = page_shape
         self.error_shape = error_shape
