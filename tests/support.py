@@ -20,6 +20,19 @@ SEED_PLEO = [
 ]
 
 
+class FakeClock:
+    """A monotonic clock for limiters: `sleep` moves it on instead of waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def api_key_for(company_id: str) -> str:
     """The emulator ties each credential to one company."""
     return API_KEY if company_id == COMPANY else f"{API_KEY}-{company_id}"

@@ -6,22 +6,13 @@ from coa_sync.ratelimit import SlidingWindowLimiter, limiter_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
+from tests.support import FakeClock
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.integers(1, 20), st.lists(st.floats(0, 3), max_size=80))
 def test_no_window_ever_holds_more_than_the_limit(limit, gaps):
-    clock = Clock()
+    clock = FakeClock()
     limiter = SlidingWindowLimiter(limit, window=10.0, clock=clock, sleep=clock.sleep)
     sent = []
     for gap in gaps:
@@ -33,7 +24,7 @@ def test_no_window_ever_holds_more_than_the_limit(limit, gaps):
 
 
 def test_waits_only_when_the_window_is_full():
-    clock = Clock()
+    clock = FakeClock()
     limiter = SlidingWindowLimiter(500, window=60.0, clock=clock, sleep=clock.sleep)
     for _ in range(500):
         limiter.acquire()

@@ -11,26 +11,17 @@ from coa_sync.tokenbucket import HEADROOM, BudgetTimeout, Rate, RateBudget, Toke
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
+from tests.support import FakeClock
 
 
-def bucket(per_minute: float, burst: int, clock: Clock) -> TokenBucket:
+def bucket(per_minute: float, burst: int, clock: FakeClock) -> TokenBucket:
     return TokenBucket(Rate(per_minute, burst), clock=clock, sleep=clock.sleep)
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.integers(1, 12), st.integers(6, 600), st.lists(st.floats(0, 5), max_size=60))
 def test_no_stretch_of_time_admits_more_than_the_burst_plus_the_refill(burst, per_minute, gaps):
-    clock = Clock()
+    clock = FakeClock()
     limiter = bucket(per_minute, burst, clock)
     admitted = []
     for gap in gaps:
@@ -45,7 +36,7 @@ def test_no_stretch_of_time_admits_more_than_the_burst_plus_the_refill(burst, pe
 
 
 def test_a_full_bucket_lets_the_burst_through_at_once_then_paces_at_the_refill_rate():
-    clock = Clock()
+    clock = FakeClock()
     limiter = bucket(60, 10, clock)  # DualEntry's per-route figures
     for _ in range(10):
         limiter.acquire()
@@ -56,7 +47,7 @@ def test_a_full_bucket_lets_the_burst_through_at_once_then_paces_at_the_refill_r
 
 
 def test_a_wait_longer_than_the_timeout_is_refused_at_once_and_takes_no_token():
-    clock = Clock()
+    clock = FakeClock()
     limiter = bucket(6, 1, clock)  # one token every ten seconds (and a little)
     limiter.acquire()
     with pytest.raises(BudgetTimeout) as info:
