@@ -189,11 +189,12 @@ class RetryingHttp:
 
     def _draw(self, method: str, path: str) -> None:
         """One token from each budget the request counts against, waiting at most `max_wait` for each."""
-        for budget in self._budgets(method, _path_only(path)):
+        path = _path_only(path)
+        for budget in self._budgets(method, path):
             try:
                 budget.acquire(timeout=self._max_wait)
             except BudgetTimeout as exc:
-                raise ConnectorTransientError(f"{self.system}: {method} {_path_only(path)}: the rate budget "
+                raise ConnectorTransientError(f"{self.system}: {method} {path}: the rate budget "
                                               f"({budget.rate.per_minute:g}/min) has no room for another "
                                               f"{exc.wait:.0f} s") from None
 

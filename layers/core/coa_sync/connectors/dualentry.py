@@ -40,7 +40,7 @@ from coa_sync.connectors.base import (
     unsupported,
 )
 from coa_sync.models import Action, DualEntrySource, ItemError, Model, SourceAccount, SourceSnapshot
-from coa_sync.tokenbucket import BudgetFactory, Rate, bucket_for
+from coa_sync.tokenbucket import BudgetFactory, Rate, RateBudget, bucket_for
 
 SYSTEM = "dualentry"
 PAGE_SIZE = 100  # documented maximum limit
@@ -118,7 +118,7 @@ class DualEntryConnector:
         self._headers = {"X-API-KEY": api_key}
         whole_key = budget(budget_key(SYSTEM, config.base_url, api_key), key_rate(config))
 
-        def budgets(method: str, path: str) -> tuple[Any, ...]:
+        def budgets(method: str, path: str) -> tuple[RateBudget, RateBudget]:
             route = _NUMBER_IN_PATH.sub("/{account_number}/", path)
             return whole_key, budget(budget_key(SYSTEM, config.base_url, api_key, method, route), ROUTE_RATE)
 
