@@ -4,7 +4,7 @@ VENV ?= .venv
 TOOLS ?= .venv-tools
 BIN := $(VENV)/bin
 
-.PHONY: dev demo test unit integration e2e slow lint template-check build bench pr clean
+.PHONY: dev demo test unit integration e2e slow lint template-check layer-lock build bench pr clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,17 @@ $(TOOLS)/.installed:
 
 template-check: $(TOOLS)/.installed
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" bash scripts/check-template.sh
+
+$(TOOLS)/bin/uv: | $(TOOLS)/.installed
+	$(TOOLS)/bin/pip install -q uv
+
+# Re-pins the layer's dependencies (layers/core/requirements.in) to their newest releases, with
+# hashes, for what Lambda runs (arm64, Python 3.12); boto3 and botocore come with the runtime.
+layer-lock: $(TOOLS)/bin/uv
+	cd layers/core && $(CURDIR)/$(TOOLS)/bin/uv pip compile --quiet --upgrade --generate-hashes \
+		--python-version 3.12 --python-platform aarch64-manylinux2014 \
+		--excludes runtime-provided.txt --custom-compile-command "make layer-lock" \
+		--output-file requirements.txt requirements.in
 
 build: template-check
 
