@@ -8,6 +8,8 @@ import wrapt
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
+from coa_sync.models import RunRecord
+
 # The template sets both; the defaults serve code that imports this before its environment exists.
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "coa-sync")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CoaSync")
@@ -32,3 +34,9 @@ def observe_pleo(endpoint: str, status: int, seconds: float) -> None:
         metrics.add_metric(name="PleoThrottled", unit=MetricUnit.Count, value=1)
     elif status == 0 or status >= 500:
         metrics.add_metric(name="PleoServerErrors", unit=MetricUnit.Count, value=1)
+
+
+def observe_run(record: RunRecord) -> None:
+    """A run ended: one of Runs<Status> (RunsCompleted, RunsFailed, RunsNeedsApproval...), counted once per run."""
+    status = record.status.title().replace("_", "")
+    metrics.add_metric(name=f"Runs{status}", unit=MetricUnit.Count, value=1)

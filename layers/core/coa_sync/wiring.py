@@ -17,6 +17,7 @@ from coa_sync.adapters.events import RunEvents
 from coa_sync.adapters.secrets import pleo_credentials
 from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.models import RunRecord, SourceConfig, SourceSnapshot, TargetSnapshot, Tenant
+from coa_sync.observability import observe_run
 from coa_sync.ratelimit import limiter_for
 from coa_sync.settings import CommonSettings, PleoSettings
 
@@ -53,13 +54,17 @@ def source_snapshot(config: SourceConfig, store: SnapshotStore) -> SourceSnapsho
 
 
 def run_finisher(settings: CommonSettings, files: SnapshotStore) -> Callable[[RunRecord], None]:
-    """What happens when a run ends: its report goes to S3, SyncRunCompleted to EventBridge."""
-    return finisher(files, RunEvents(settings.event_bus_name))
+    """What happens when a function ends a run: its report goes to S3, SyncRunCompleted to EventBridge,
+    and the run is counted in the function's metrics (Runs<Status>)."""
+    return finisher(files, RunEvents(settings.event_bus_name), observe=observe_run)
 
 
-def finisher(files: SnapshotStore, events: RunEvents) -> Callable[[RunRecord], None]:
+def finisher(files: SnapshotStore, events: RunEvents,
+             observe: Callable[[RunRecord], None] | None = None) -> Callable[[RunRecord], None]:
     def finished(record: RunRecord) -> None:
         files.put(keys.report_key(record.tenant_id, record.run_id), record)
         events.completed(record)
+        if observe is not None:
+            observe(record)
 
     return finished
