@@ -3,7 +3,8 @@
 Everything comes from the template, so the tests and the template cannot drift apart:
 
 - the bucket, table and queues are created with the template's own names and properties
-  (Parameters at their Defaults) for stack STACK_NAME in ACCOUNT / REGION;
+  (Parameters at their Defaults unless a test sets them) for stack STACK_NAME in ACCOUNT / REGION,
+  on moto in process or, with `deployed(endpoint=...)`, on a moto_server process on 127.0.0.1;
 - a function gets exactly the environment it declares (Globals + its own, references
   resolved to those resources) plus what the Lambda runtime sets; any other variable our
   settings could read is removed, so a variable the code needs but the template forgets
@@ -27,8 +28,12 @@ import copy
 import fnmatch
 import importlib.util
 import json
+import os
 import re
+import socket
+import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -38,6 +43,7 @@ from typing import Any
 from unittest import mock
 
 import boto3
+import httpx
 import yaml
 from aws_lambda_powertools.utilities import parameters
 from botocore.client import BaseClient
@@ -102,6 +108,14 @@ def _settings_variables() -> frozenset[str]:
 # Every variable the functions' settings could read: all are removed before a function runs,
 # then only the declared ones are set. (pydantic-settings matches names case-insensitively.)
 SETTINGS_VARIABLES = _settings_variables()
+# Where boto3 sends AWS calls (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>): a function has them
+# only if the template declares them, whatever the tests' own process uses.
+ENDPOINT_VARIABLES_PREFIX = "AWS_ENDPOINT_URL"
+
+
+def _not_from_the_shell() -> frozenset[str]:
+    endpoints = {name.upper() for name in os.environ if name.upper().startswith(ENDPOINT_VARIABLES_PREFIX)}
+    return SETTINGS_VARIABLES | endpoints
 
 
 # --- the template ------------------------------------------------------------------------
@@ -144,6 +158,10 @@ class Unresolved(LookupError):
     """A reference to a resource not created (yet)."""
 
 
+# What !Ref AWS::NoValue resolves to: the property (or list item) holding it is left out.
+NO_VALUE = object()
+
+
 @dataclass
 class Call:
     """One AWS API call as boto3 made it."""
@@ -160,10 +178,14 @@ class Call:
 class Stack:
     """The template's resources on moto, and a resolver for its intrinsic functions."""
 
-    def __init__(self, template: dict[str, Any], *, overrides: Mapping[str, str] | None = None) -> None:
+    def __init__(self, template: dict[str, Any], *, parameters: Mapping[str, str] | None = None,
+                 overrides: Mapping[str, str] | None = None) -> None:
         self.template = template
         self.resources: dict[str, Any] = template["Resources"]
-        self.parameters = {name: str(spec["Default"]) for name, spec in template.get("Parameters", {}).items()}
+        defaults = {name: str(spec["Default"]) for name, spec in template.get("Parameters", {}).items()}
+        unknown = set(parameters or {}) - set(defaults)
+        assert not unknown, f"the template has no parameters {sorted(unknown)}"
+        self.parameters = {**defaults, **(parameters or {})}
         self.pseudo = {"AWS::StackName": STACK_NAME, "AWS::AccountId": ACCOUNT, "AWS::Region": REGION,
                        "AWS::Partition": PARTITION, "AWS::URLSuffix": "amazonaws.com"}
         # Variables replaced wherever a function declares them, as `sam local invoke --env-vars` does.
@@ -177,7 +199,7 @@ class Stack:
         if name in self.pseudo:
             return self.pseudo[name]
         if name == "AWS::NoValue":
-            return None
+            return NO_VALUE
         if name in self.parameters:
             return self.parameters[name]
         return self.attribute(name, "Ref")
@@ -197,7 +219,7 @@ class Stack:
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
-            return [self.resolve(item) for item in value]
+            return [item for item in map(self.resolve, value) if item is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
@@ -208,7 +230,8 @@ class Stack:
                 return self.condition(argument)
             if key.startswith("Fn::"):
                 return self._function(key[4:], argument)
-        return {key: self.resolve(item) for key, item in value.items()}
+        resolved = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not NO_VALUE}
 
     def _function(self, name: str, argument: Any) -> Any:
         if name == "Sub":
@@ -418,7 +441,7 @@ class LambdaFunction:
     @contextlib.contextmanager
     def _running(self) -> Iterator[None]:
         start = len(self.stack.calls)
-        with _environment(self.env, unset=SETTINGS_VARIABLES), _own_layer(self.layer):
+        with _environment(self.env, unset=_not_from_the_shell()), _own_layer(self.layer):
             try:
                 yield
             finally:
@@ -469,24 +492,77 @@ def reset_clients() -> None:
 
 
 @contextlib.contextmanager
-def deployed(template: dict[str, Any] | None = None, *, overrides: Mapping[str, str] | None = None) -> Iterator[Stack]:
-    """The template's storage on a fresh moto world, every AWS call recorded in `stack.calls`."""
-    stack = Stack(template or load_template(), overrides=overrides)
+def deployed(template: dict[str, Any] | None = None, *, parameters: Mapping[str, str] | None = None,
+             overrides: Mapping[str, str] | None = None, endpoint: str | None = None) -> Iterator[Stack]:
+    """The template's storage on a fresh moto world, every AWS call recorded in `stack.calls`.
+
+    The world is moto in process, or the moto_server at `endpoint` (see `moto_server`), which
+    the tests' own boto3 calls reach through AWS_ENDPOINT_URL; a function reaches it only if
+    the template passes it the variable (the AwsEndpointUrl parameter). Every call is checked
+    to go there: nothing leaves 127.0.0.1.
+    """
+    stack = Stack(template or load_template(), parameters=parameters, overrides=overrides)
     make_api_call = BaseClient._make_api_call
 
     def recorded(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
         call = Call(client.meta.service_model.service_name, operation, dict(params))
+        if endpoint is not None:
+            assert client.meta.endpoint_url.rstrip("/") == endpoint, (
+                f"{call.service}:{operation} went to {client.meta.endpoint_url}, not moto_server at {endpoint}")
         stack.calls.append(call)
         call.response = make_api_call(client, operation, params)
         return call.response
 
     test_env = {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    # Lambda without Docker: moto's simple backend accepts Invoke without running any code.
-    with _environment(test_env), mock_aws(config={"lambda": {"use_docker": False}}), \
-            mock.patch.object(BaseClient, "_make_api_call", recorded):
+    if endpoint is None:
+        # Lambda without Docker: moto's simple backend accepts Invoke without running any code.
+        world: contextlib.AbstractContextManager[Any] = mock_aws(config={"lambda": {"use_docker": False}})
+    else:
+        _moto_api(endpoint, "reset")
+        _moto_api(endpoint, "config", {"lambda": {"use_docker": False}})
+        test_env["AWS_ENDPOINT_URL"] = endpoint
+        world = contextlib.nullcontext()
+    with _environment(test_env), world, mock.patch.object(BaseClient, "_make_api_call", recorded):
         reset_clients()
         try:
             stack.deploy()
             yield stack
         finally:
             reset_clients()
+
+
+# --- moto_server ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def moto_server(start_timeout: float = 30.0) -> Iterator[str]:
+    """A moto_server process on 127.0.0.1 (moto[server]), as a user runs it for `sam local invoke`; its URL."""
+    with socket.socket() as probe:  # a free port: moto_server cannot report the one it took
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            try:
+                httpx.get(f"{url}/moto-api/config", timeout=1).raise_for_status()
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, f"moto_server exited with {process.returncode}"
+                assert time.monotonic() < deadline, f"moto_server did not answer on {url} in {start_timeout} s"
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _moto_api(url: str, path: str, body: Any = None) -> None:
+    """POST to moto's own API (/moto-api/reset, /moto-api/config), which moto documents for server mode."""
+    httpx.post(f"{url}/moto-api/{path}", json=body, timeout=5).raise_for_status()

@@ -20,6 +20,7 @@ from typing import Any
 
 import boto3
 import pytest
+from coa_sync import keys
 from coa_sync.models import ActionMessage, DeadLetter, Manifest, Plan, RunRequest, SourceColumns, TargetColumns
 from coa_sync_local.emulators.pleo import PleoEmulator
 from coa_sync_local.runner import _sqs_record
@@ -34,6 +35,7 @@ from tests.template_stack import (
     functions,
     load_event,
     load_template,
+    moto_server,
     settings_values,
 )
 
@@ -106,9 +108,12 @@ def attributes(message: dict[str, Any]) -> dict[str, str]:
 
 
 def triggers_diff(key: str) -> bool:
-    """Whether an object created at `key` matches DiffFunction's S3 event filter in the template."""
-    (event,) = [e for e in TEMPLATE["Resources"]["DiffFunction"]["Properties"]["Events"].values() if e["Type"] == "S3"]
-    rules = {rule["Name"]: rule["Value"] for rule in event["Properties"]["Filter"]["S3Key"]["Rules"]}
+    """Whether an object created at `key` matches the snapshot bucket's notification of DiffFunction."""
+    notifications = TEMPLATE["Resources"]["SnapshotBucket"]["Properties"]["NotificationConfiguration"]
+    diff = {"Fn::GetAtt": ["DiffFunction", "Arn"]}
+    (config,) = [c for c in notifications["LambdaConfigurations"] if c["Function"] == diff]
+    assert config["Event"] == "s3:ObjectCreated:*"
+    rules = {rule["Name"]: rule["Value"] for rule in config["Filter"]["S3Key"]["Rules"]}
     return key.startswith(rules.get("prefix", "")) and key.endswith(rules.get("suffix", ""))
 
 
@@ -242,6 +247,21 @@ def test_fetch_schedule_starts_one_run_per_enabled_tenant(stack, emulator):
     assert [len(run_keys(stack, tenant)) for tenant in ("acme", "beta", "zeta")] == [3, 3, 0]
 
 
+def test_a_fetch_that_cannot_read_the_source_fails_its_run_with_a_report_and_frees_the_tenant(stack, emulator):
+    register_tenant(stack, emulator, "acme")
+    boto3.client("s3").delete_object(Bucket=stack.ref("SnapshotBucket"), Key="sources/acme/accounts.csv")
+
+    with pytest.raises(Exception, match="NoSuchKey"):  # Lambda's retry and failure destination take it
+        stack.function("FetchFunction")(load_event("fetch-tenant.json"))
+
+    (report_key,) = run_keys(stack, "acme")  # no snapshots, no manifest: no diff starts
+    report = json.loads(read(stack, report_key))
+    assert (report["status"], report_key.endswith("/report.json")) == ("failed", True)
+    assert "NoSuchKey" in report["error"]
+    table = boto3.resource("dynamodb").Table(stack.ref("TenantsTable"))
+    assert "Item" not in table.get_item(Key={"pk": "TENANT#acme", "sk": "LOCK"})  # the next run may start
+
+
 # --- DiffFunction --------------------------------------------------------------------------------
 
 
@@ -341,8 +361,9 @@ def test_writer_returns_every_record_for_retry_while_pleo_is_down(stack, emulato
     before = pleo_state(emulator)
 
     # Only with ReportBatchItemFailures does SQS read the response below instead of deleting the whole batch.
-    mapping = TEMPLATE["Resources"]["WriterFunction"]["Properties"]["Events"]["Actions"]["Properties"]
-    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    mapping = TEMPLATE["Resources"]["WriterFunctionActions"]["Properties"]
+    assert (mapping["FunctionName"], mapping["FunctionResponseTypes"]) == ({"Ref": "WriterFunction"},
+                                                                           ["ReportBatchItemFailures"])
     # The template leaves PLEO_MAX_ATTEMPTS at its default (5, with backoff); one attempt keeps this fast.
     writer = stack.function("WriterFunction", extra_env={"PLEO_MAX_ATTEMPTS": "1"})
     response = writer(event)
@@ -435,3 +456,128 @@ def test_webhook_approval_queues_exactly_the_held_archives_and_the_writer_comple
     assert pleo_state(emulator)["5000"][3] is True
     report = json.loads(read(stack, f"runs/acme/{run_id}/report.json"))
     assert (report["status"], report["applied"]["archive"]) == ("completed", 1)
+
+
+# --- What the dashboard and alarms read ------------------------------------------------------------
+
+
+def emitted_metrics(printed: str) -> set[tuple[str, str, tuple[tuple[str, str], ...]]]:
+    """(namespace, metric, dimensions) of every CloudWatch embedded-metric blob the functions printed."""
+    metrics = set()
+    for line in printed.splitlines():
+        if '"_aws"' not in line:
+            continue
+        blob = json.loads(line)
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            for dimensions in directive["Dimensions"]:
+                labels = tuple(sorted((name, blob[name]) for name in dimensions))
+                metrics.update((directive["Namespace"], m["Name"], labels) for m in directive["Metrics"])
+    return metrics
+
+
+def custom_metrics_read(stack: Stack) -> set[tuple[str, str, tuple[tuple[str, str], ...]]]:
+    """The CoaSync metrics the template's dashboard and alarms read."""
+    shown = set()
+    body = json.loads(stack.resolve(TEMPLATE["Resources"]["Dashboard"]["Properties"]["DashboardBody"]))
+    for widget in body["widgets"]:
+        for line in widget["properties"].get("metrics", []):
+            names = [part for part in line if isinstance(part, str)]
+            if names and names[0] == "CoaSync":
+                shown.add(("CoaSync", names[1], tuple(sorted(zip(names[2::2], names[3::2], strict=True)))))
+    for resource in TEMPLATE["Resources"].values():
+        alarm = resource["Properties"]
+        if resource["Type"] == "AWS::CloudWatch::Alarm" and alarm.get("Namespace") == "CoaSync":
+            dimensions = stack.resolve(alarm["Dimensions"])
+            shown.add(("CoaSync", alarm["MetricName"], tuple(sorted((d["Name"], d["Value"]) for d in dimensions))))
+    return shown
+
+
+def test_every_figure_the_dashboard_and_alarms_read_is_emitted_by_the_functions(stack, emulator, capsys):
+    # Runs of every ending, as the deployed functions would have them: acme completes (Pleo
+    # throttles once and fails once on the way), beta's archive is held, gamma's source is gone.
+    register_tenant(stack, emulator, "acme", webhook_secret=WEBHOOK_SECRET)
+    register_tenant(stack, emulator, "beta", company_id=OTHER_COMPANY)
+    register_tenant(stack, emulator, "gamma", company_id=str(uuid.UUID(int=3)))
+    table = boto3.resource("dynamodb").Table(stack.ref("TenantsTable"))
+    table.update_item(Key={"pk": "TENANT#beta", "sk": "CONFIG"}, UpdateExpression="SET archiveGuard = :guard",
+                      ExpressionAttributeValues={":guard": {"minArchives": 0, "percent": 0}})
+    boto3.client("s3").delete_object(Bucket=stack.ref("SnapshotBucket"), Key="sources/gamma/accounts.csv")
+    fetch, diff, writer = (stack.function(name) for name in ("FetchFunction", "DiffFunction", "WriterFunction"))
+    queue_arn = stack.attribute("ActionsQueue", "Arn")
+
+    assert fetch(load_event("fetch-schedule.json")) == {"started": ["acme", "beta", "gamma"]}
+    emulator.inject("rate_limit", retry_after=0)
+    emulator.inject("error", status=503)
+    for tenant in ("acme", "beta", "gamma"):
+        try:
+            run_id = fetch({**load_event("fetch-tenant.json"), "tenantId": tenant})["runId"]
+        except Exception:  # gamma's
+            continue
+        event = load_event("diff-s3-manifest.json")
+        event["Records"][0]["s3"]["object"]["key"] = keys.manifest_key(tenant, run_id)
+        diff(event)
+        writer({"Records": [_sqs_record(m, queue_arn) for m in drain(stack.ref("ActionsQueue"))]})
+    webhook = stack.function("WebhookFunction")
+    assert webhook(signed(load_event("webhook-start-run.json"), WEBHOOK_SECRET))["statusCode"] == 202
+    assert fetch(load_event("fetch-tenant.json"))["skipped"]  # the webhook's run holds acme
+
+    emitted = emitted_metrics(capsys.readouterr().out)
+    shown = custom_metrics_read(stack)
+    assert shown - emitted == set()
+    assert {dimensions for _, _, dimensions in shown} == {(("service", STACK_NAME),)}  # this stack's, not another's
+    reports = [key for tenant in ("acme", "beta", "gamma") for key in run_keys(stack, tenant)
+               if key.endswith("/report.json")]
+    assert sorted(json.loads(read(stack, key))["status"] for key in reports) == ["completed", "failed",
+                                                                                   "needs_approval"]
+
+
+# --- sam local invoke without a deployed stack: moto_server through AwsEndpointUrl -----------------
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    with moto_server() as url:
+        yield url
+
+
+def test_every_function_runs_on_moto_server_through_the_endpoint_parameter(moto_endpoint, emulator):
+    # As docs/deploy.md has it: moto_server on 127.0.0.1, AwsEndpointUrl pointing there, and
+    # events/env.json's values (`sam local invoke --env-vars`), Pleo's URL the emulator's.
+    env = json.loads((ROOT / "events" / "env.json").read_text())
+    values = {**env["Parameters"], **{name: value for logical in functions(TEMPLATE)
+                                      for name, value in env.get(logical, {}).items()}}
+    with deployed(TEMPLATE, parameters={"AwsEndpointUrl": moto_endpoint}, endpoint=moto_endpoint,
+                  overrides={**values, "PLEO_BASE_URL": emulator.url}) as stack:
+        assert {stack.environment(f)["AWS_ENDPOINT_URL"] for f in functions(TEMPLATE)} == {moto_endpoint}
+        register_tenant(stack, emulator, "acme", webhook_secret=WEBHOOK_SECRET)
+
+        run_id = fetch_acme(stack)
+        event = load_event("diff-s3-manifest.json")
+        event["Records"][0]["s3"]["object"]["key"] = keys.manifest_key("acme", run_id)
+        assert stack.function("DiffFunction")(event)["runs"][0]["planned"]["create"] == 1
+        queued = drain(stack.ref("ActionsQueue"))
+        writer = stack.function("WriterFunction")
+        assert writer({"Records": [_sqs_record(m, stack.attribute("ActionsQueue", "Arn")) for m in queued]}) == {
+            "batchItemFailures": []}
+        assert pleo_state(emulator)["ext-3000"] == ("Software", "3000", None, False)
+        webhook = stack.function("WebhookFunction")
+        status = json.loads(webhook(signed(run_status_event(run_id), WEBHOOK_SECRET))["body"])
+        assert (status["status"], sum(status["applied"].values())) == ("completed", 4)
+        assert webhook(signed(load_event("webhook-start-run.json"), WEBHOOK_SECRET))["statusCode"] == 202
+
+        # Every call above went to moto_server (deployed() checks each one): without the parameter,
+        # a function's first call would go to AWS, and is stopped before it leaves.
+        stack.parameters["AwsEndpointUrl"] = ""  # its default, as on AWS
+        assert [f for f in functions(TEMPLATE) if "AWS_ENDPOINT_URL" in stack.environment(f)] == []
+        with pytest.raises(AssertionError, match="not moto_server"):
+            stack.function("FetchFunction")(load_event("fetch-tenant.json"))
+
+
+def run_status_event(run_id: str) -> dict[str, Any]:
+    """events/webhook-start-run.json as a GET of the run's status (empty body, as README "Starting a run")."""
+    event = load_event("webhook-start-run.json")
+    path = f"/tenants/acme/runs/{run_id}"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = "GET"
+    event["body"] = ""
+    return event
