@@ -374,6 +374,22 @@ def test_writer_returns_every_record_for_retry_while_pleo_is_down(stack, emulato
     assert drain(stack.ref("ActionsDeadLetterQueue")) == []
 
 
+def test_writer_dead_letters_the_actions_of_a_tenant_whose_pleo_secret_cannot_be_read(stack, emulator):
+    register_tenant(stack, emulator, "acme", accounts=WRITER_SEED)
+    secret = f"{stack.parameters['SecretsPrefix']}acme/pleo"
+    boto3.client("secretsmanager").delete_secret(SecretId=secret, ForceDeleteWithoutRecovery=True)
+    event = writer_event(emulator)
+
+    assert stack.function("WriterFunction")(event) == {"batchItemFailures": []}  # settled: retrying cannot help
+
+    letters = [DeadLetter.model_validate_json(m["Body"]) for m in drain(stack.ref("ActionsDeadLetterQueue"))]
+    # The secret and what Secrets Manager answered (on AWS, AccessDeniedException for a name the
+    # writer's policy does not cover), never a value.
+    assert [letter.reasons for letter in letters] == [[f"secret {secret!r} could not be read: "
+                                                       "ResourceNotFoundException"]] * len(event["Records"])
+    assert emulator.calls == {}
+
+
 # --- WebhookFunction -----------------------------------------------------------------------------
 
 WEBHOOK_SECRET = "acme-webhook-secret-0123456789"

@@ -27,7 +27,10 @@ def secret_json(secret_name: str) -> Any:
     try:
         return parameters.get_secret(secret_name, transform="json", max_age=CACHE_SECONDS)
     except parameters.exceptions.GetParameterError as exc:
-        raise SecretError(f"secret {secret_name!r} could not be read: {type(exc.__cause__ or exc).__name__}") from None
+        # Powertools raises it while handling Secrets Manager's error, without `from`: that error is the context.
+        cause = exc.__cause__ or exc.__context__ or exc
+        code = getattr(cause, "response", {}).get("Error", {}).get("Code")  # AccessDeniedException, ...
+        raise SecretError(f"secret {secret_name!r} could not be read: {code or type(cause).__name__}") from None
     except parameters.exceptions.TransformParameterError:
         raise SecretError(f"secret {secret_name!r} is not JSON") from None
 
