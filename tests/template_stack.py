@@ -15,10 +15,11 @@ Everything comes from the template, so the tests and the template cannot drift a
 - every AWS call it makes must be allowed by its own IAM policy statements: `sam local
   invoke` runs with your credentials and would never tell you about an AccessDenied.
 
-Not modelled: SAM's implicit role grants (SQS polling, the function DLQ, X-Ray, logs; the
-code calls none of them), bucket policies, encryption and lifecycle rules, the layer build
-(the venv's coa_sync is layers/core's code), and what triggers a function (the tests hand
-it its event, as `sam local invoke -e` does).
+Not modelled: SAM's implicit role grants (the failure destination, X-Ray, logs) and the
+writer's SQS polling (its mapping's calls, granted in its own policy; the code calls none of
+them), bucket policies, encryption and lifecycle rules, the layer build (the venv's coa_sync
+is layers/core's code), and what triggers a function (the tests hand it its event, as
+`sam local invoke -e` does).
 """
 
 from __future__ import annotations
