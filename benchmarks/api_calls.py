@@ -1,7 +1,9 @@
 """Section 1: Pleo API calls our code makes vs the physical minimum, and vs a naive loop.
 
-Physical minimum = search pages (every Pleo account must be read once, page cap per call)
-+ ceil(creates / 1000) + one PUT per update, unarchive and archive.
+Physical minimum = search pages (every Pleo account read once, page cap per call: one search for the
+active accounts and one for the archived, each at least one page, since the spec does not say what a
+search without an `archived` filter returns) + ceil(creates / 1000) + one PUT per update, unarchive and
+archive.
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ def run(quick: bool) -> list[Table]:
             assert sum(pleo.calls.values()) == sum(result.calls.values())  # the server saw each one
             cap = pleo.page_size_cap
         counts = result.plan.counts()
-        minimum = (max(1, math.ceil(len(seed) / cap)) + math.ceil(counts.create / MAX_BATCH)
-                   + counts.update + counts.unarchive + counts.archive)
+        archived = sum(bool(row.get("archived")) for row in seed)
+        pages = max(1, math.ceil((len(seed) - archived) / cap)) + max(1, math.ceil(archived / cap))
+        minimum = pages + math.ceil(counts.create / MAX_BATCH) + counts.update + counts.unarchive + counts.archive
         calls = sum(result.calls.values())
         naive = len(rows) + len(result.plan.actions)
         ratios.append(calls / minimum)
@@ -62,7 +65,8 @@ def run(quick: bool) -> list[Table]:
         "Real PleoClient (snapshot, batch_create, put) + real diff.plan + real Writer against the emulator on "
         "127.0.0.1 (rate limit lifted); SQS/moto skipped: the plan's actions are fed to the Writer as SQS records "
         "in batches of 1000, in plan order. Calls = the API_CALLS counter, checked against what the emulator served.",
-        f"Server page cap = emulator default {cap} (the client asks for 1000); an empty Pleo still takes 1 search.",
+        f"Page size {cap} (the client's default and the emulator's cap); each of the two filtered searches "
+        "(archived false, archived true) takes at least one page, so an empty Pleo takes 2.",
         "Naive loop = one search per AS row + one POST/PUT per action.",
     ]
     table.goals.append(("calls / physical minimum = 1.00", f"worst scenario {max(ratios):.2f}", max(ratios) <= 1.0))

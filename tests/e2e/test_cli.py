@@ -30,7 +30,7 @@ def test_seed_scenario_prints_the_documented_action_table_then_converges(seeded,
     assert second.returncode == 0, second.stderr
     report = json.loads(second.stdout)
     assert report["planned"] == {"create": 0, "update": 0, "unarchive": 0, "archive": 0, "noop": 4}
-    assert report["api_calls"] == {"search": 1, "batch_create": 0, "put": 0}
+    assert report["api_calls"] == {"search": 2, "batch_create": 0, "put": 0}
 
 
 def test_json_report_of_a_live_run(seeded, tmp_path):
@@ -40,7 +40,7 @@ def test_json_report_of_a_live_run(seeded, tmp_path):
     counts = {"create": 1, "update": 1, "unarchive": 1, "archive": 1, "noop": 1}
     assert report["planned"] == counts and report["applied"] == counts
     assert report["failed"] == [] and report["errors"] == [] and report["pending"] == 0
-    assert report["api_calls"] == {"search": 1, "batch_create": 1, "put": 3}
+    assert report["api_calls"] == {"search": 2, "batch_create": 1, "put": 3}
     assert report["run_id"]
 
 

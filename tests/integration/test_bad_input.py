@@ -134,7 +134,8 @@ def test_a_pleo_account_of_unexpected_shape_is_reported_and_left_alone(emulator,
     assert {(a.kind, a.external_id) for a in result.plan.actions} == {(ActionKind.ARCHIVE, "gone"),
                                                                        (ActionKind.CREATE, "new")}
     (error,) = result.plan.errors
-    assert (error.external_id, error.location, error.message) == ("odd", "pleo page 1 item 0", "name: Field required")
+    assert (error.external_id, error.location, error.message) == ("odd", "pleo active page 1 item 0",
+                                                                   "name: Field required")
     assert set(active(emulator)) == {"odd", "keep", "new"}
     assert result.failed == []
 

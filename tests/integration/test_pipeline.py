@@ -32,7 +32,7 @@ def test_seed_scenario_then_a_second_run_plans_nothing(emulator, make_runner, tm
         "ext-4000": ActionKind.UPDATE, "5000": ActionKind.ARCHIVE}
     assert first.plan.noop == 1 and first.failed == [] and first.pending == 0
     assert first.applied.model_dump() == first.plan.counts().model_dump()
-    assert first.api_calls == {"search": 1, "batch_create": 1, "put": 3}
+    assert first.api_calls == {"search": 2, "batch_create": 1, "put": 3}
     assert active(emulator) == {"ext-1000": ("1000", "Office Supplies", None), "ext-2000": ("2000", "Travel", None),
                             "ext-3000": ("3000", "Software", None), "ext-4000": ("4000", "Marketing", None)}
     assert sorted(external_ids(emulator)) == ["5000", "ext-1000", "ext-2000", "ext-3000", "ext-4000"]
@@ -41,7 +41,7 @@ def test_seed_scenario_then_a_second_run_plans_nothing(emulator, make_runner, tm
 
     second = runner.run("acme")
     assert second.plan.actions == [] and second.plan.noop == 4
-    assert second.api_calls == {"search": 1}
+    assert second.api_calls == {"search": 2}
     assert second.record.status == "completed" and second.record.ended_at is not None
 
 
@@ -65,6 +65,31 @@ def test_creates_split_into_batches_of_at_most_1000(emulator, make_runner, tmp_p
         assert result.api_calls.get("batch_create") == calls, count
         assert result.applied.create == count and result.failed == []
         assert len(active(emulator, company)) == count
+
+
+def test_a_bulk_initial_sync_costs_two_filtered_searches_and_the_batch_calls(emulator, make_runner, tmp_path):
+    # The physical minimum: Pleo's active and archived accounts read once each (one empty page apiece),
+    # then ceil(2345 / 1000) batch creates.
+    rows = [(f"b-{n}", str(n), f"Account {n}", True) for n in range(2345)]
+    runner = make_runner(write_csv(tmp_path / "chart.csv", rows))
+    result = runner.run("acme")
+    assert result.api_calls == {"search": 2, "batch_create": 3}
+    assert result.applied.create == 2345 and result.failed == []
+
+
+def test_metadata_other_tools_stored_survives_every_put(emulator, make_runner, tmp_path):
+    stored = {"erp": {"id": 41, "synced": True}, "notes": None}
+    emulator.add_company(COMPANY, api_keys=[API_KEY], accounts=[
+        {"externalId": "renamed", "code": "1", "name": "Old", "metadata": stored},
+        {"externalId": "back", "code": "2", "name": "Back", "archived": True, "metadata": stored},
+        {"externalId": "gone", "code": "3", "name": "Gone", "metadata": stored}])
+    rows = [("renamed", "1", "New", True), ("back", "2", "Back", True)]
+    runner = make_runner(write_csv(tmp_path / "chart.csv", rows))
+    result = runner.run("acme")
+    assert result.plan.counts().model_dump() == {"create": 0, "update": 1, "unarchive": 1, "archive": 1, "noop": 0}
+    assert result.failed == [] and result.api_calls["put"] == 3
+    assert {a["externalId"]: (a["name"], a["archived"], a["metadata"]) for a in emulator.accounts(COMPANY)} == {
+        "renamed": ("New", False, stored), "back": ("Back", False, stored), "gone": ("Gone", True, stored)}
 
 
 def test_items_pleo_rejects_go_to_the_dlq_with_reasons_and_the_rest_is_applied(emulator, make_runner, tmp_path):
@@ -175,7 +200,7 @@ def test_dry_run_changes_nothing_and_plans_what_the_live_run_does(emulator, make
     before = emulator.accounts(COMPANY)
     dry = runner.run("acme", dry_run=True)
     assert emulator.accounts(COMPANY) == before
-    assert dry.api_calls == {"search": 1}
+    assert dry.api_calls == {"search": 2}
     live = runner.run("acme")
     assert strip_ids(dry.plan) == strip_ids(live.plan)
 
@@ -198,4 +223,4 @@ def test_an_empty_source_holds_every_archive_back(emulator, make_runner, tmp_pat
     assert result.plan.actions == [] and len(result.plan.held) == 3
     assert result.to_json()["held"] == {"archive": 3, "reason": result.plan.held_reason}
     assert emulator.accounts(COMPANY) == before
-    assert result.api_calls == {"search": 1}
+    assert result.api_calls == {"search": 2}

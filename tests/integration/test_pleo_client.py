@@ -45,8 +45,24 @@ def test_snapshot_reads_every_page_active_and_archived():
             snapshot = pleo.snapshot(COMPANY)
     assert sorted(a.external_id for a in snapshot.accounts) == sorted(f"ext-{n}" for n in range(1234))
     assert sum(a.archived for a in snapshot.accounts) == len(range(0, 1234, 3))
-    assert API_CALLS["search"] == 25  # ceil(1234 / 50): the server's cap decides the page size
+    # 822 active and 412 archived accounts, 50 a page (the server's cap decides): ceil(822/50) + ceil(412/50).
+    assert API_CALLS["search"] == 17 + 9
     assert snapshot.errors == []
+
+
+def test_each_search_names_the_status_it_wants_and_sends_the_required_flags(pleo):
+    bodies = []
+    search = pleo._handlers["search"]
+
+    def spy(request):
+        bodies.append(request.json())
+        return search(request)
+
+    pleo._handlers["search"] = spy
+    with client(pleo) as api:
+        api.snapshot(COMPANY)
+    flags = {"companyId": COMPANY, "excludeIfAssignedToCategory": False, "excludeIfAssignedToContraAccount": False}
+    assert bodies == [{**flags, "archived": False}, {**flags, "archived": True}]
 
 
 def test_oauth_token_works_like_an_api_key():
@@ -69,7 +85,7 @@ def test_429_waits_for_retry_after_then_succeeds(pleo):
         started = time.monotonic()
         api.snapshot(COMPANY)
     assert time.monotonic() - started >= 1.0
-    assert pleo.responses[429] == 1 and pleo.responses[200] == 1
+    assert pleo.responses[429] == 1 and pleo.responses[200] == 2  # the active accounts' search again, the archived
 
 
 def test_5xx_and_dropped_connections_are_retried(pleo):
@@ -108,7 +124,7 @@ def test_timeouts_are_retried(pleo):
     API_CALLS.clear()
     with client(pleo, timeout=0.5) as api:
         assert api.snapshot(COMPANY).accounts == []
-    assert API_CALLS["search"] == 2
+    assert API_CALLS["search"] == 3  # the first search timed out and was sent again, then the second
 
 
 def test_batch_create_reports_created_and_failed_with_reasons(pleo):
@@ -153,7 +169,7 @@ def test_client_limiter_keeps_under_the_server_limit():
             for _ in range(35):
                 api.find(COMPANY, "nothing")
     assert emulator.responses[429] == 0
-    assert emulator.responses[200] == 35
+    assert emulator.responses[200] == 70  # a find searches the active accounts, then the archived
 
 
 def test_unexpected_page_shape_is_a_clear_error():

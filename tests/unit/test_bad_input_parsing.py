@@ -195,8 +195,9 @@ def test_a_pleo_account_of_unexpected_shape_is_named_and_held():
              "not an object", account(4)]
     target = client(lambda request: httpx.Response(200, json=page(items))).snapshot(COMPANY)
     assert [a.external_id for a in target.accounts] == ["e1", "e4"]
+    # The same page answers the search for active and for archived accounts: each is named once.
     assert [(e.location, e.external_id) for e in target.errors] == [
-        ("pleo page 1 item 1", "e2"), ("pleo page 1 item 2", "e3"), ("pleo page 1 item 3", None)]
+        ("pleo active page 1 item 1", "e2"), ("pleo active page 1 item 2", "e3"), ("pleo active page 1 item 3", None)]
     assert target.errors[0].message == "name: Field required"
     # e2 and e3 are neither archived (absent from the AS) nor created again (present in the AS).
     source = SourceSnapshot(accounts=[SourceAccount(external_id="e3", name="Three")])

@@ -95,12 +95,14 @@ def test_the_stored_layout_is_one_list_per_field():
     stored = json.loads(source.columns().model_dump_json())
     assert stored == {"externalId": ["a", "b"], "name": ["A", "B"], "code": [None, "2"],
                       "taxCodeExternalId": [None, "V"], "active": [False, True], "errors": []}
-    target = TargetSnapshot(accounts=[PleoAccount(id="1", external_id="a", name="A", archived=True)],
-                            errors=[ItemError(external_id="z", message="bad", location="pleo page 1 item 2")])
+    target = TargetSnapshot(accounts=[PleoAccount(id="1", external_id="a", name="A", archived=True),
+                                      PleoAccount(id="2", external_id="b", name="B", metadata={"erp": {"id": 7}})],
+                            errors=[ItemError(external_id="z", message="bad", location="pleo active page 1 item 2")])
     assert json.loads(target.columns().model_dump_json()) == {
-        "externalId": ["a"], "name": ["A"], "code": [None], "taxCodeExternalId": [None], "id": ["1"],
-        "archived": [True],
-        "errors": [{"message": "bad", "externalId": "z", "field": None, "location": "pleo page 1 item 2"}]}
+        "externalId": ["a", "b"], "name": ["A", "B"], "code": [None, None], "taxCodeExternalId": [None, None],
+        "id": ["1", "2"], "archived": [True, False],
+        "errors": [{"message": "bad", "externalId": "z", "field": None, "location": "pleo active page 1 item 2"}],
+        "metadata": {"2": {"erp": {"id": 7}}}}  # only the accounts that have any
 
 
 def test_columns_read_back_as_written_and_as_accounts_again():

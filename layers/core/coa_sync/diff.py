@@ -3,7 +3,8 @@
 A pure function of two snapshots, following Pleo's documented matching rules:
 match by externalId only; no match -> create; archived match -> unarchive (with the AS's
 name, code and tax code); active match that differs -> update; same -> nothing; active
-Pleo account with no active AS account -> archive.
+Pleo account with no active AS account -> archive. Pleo's `metadata` is not compared: each
+update, unarchive and archive carries it as read, for the PUT to send back.
 
 Anything ambiguous is reported, never guessed at: an externalId that appears more than
 once on either side, or an AS item that could not be read, leaves that externalId alone.
@@ -80,7 +81,7 @@ def _walk(source: SourceColumns, target: TargetColumns, held: set[str]) -> tuple
             # Pleo accounts sorted before this one have no AS account at all.
             while pleo is not None and pleo[0] < external_id:
                 if pleo[1] and pleo[0] not in held:
-                    archives.append(_archive(pleo, target.id[at]))
+                    archives.append(_archive(pleo, target.id[at], target.metadata))
                 pleo, at = next(pleo_rows, None), at + 1
             if pleo is None or pleo[0] != external_id:  # no Pleo twin: stay on this Pleo row
                 if row[1] and external_id not in held:
@@ -89,30 +90,31 @@ def _walk(source: SourceColumns, target: TargetColumns, held: set[str]) -> tuple
             if external_id not in held:
                 if not row[1]:  # inactive in the AS
                     if pleo[1]:
-                        archives.append(_archive(pleo, target.id[at]))
+                        archives.append(_archive(pleo, target.id[at], target.metadata))
                 elif pleo[1] and row[2:] == pleo[2:]:
                     noop += 1
                 else:
-                    actions.append(_reconcile(row, pleo, target.id[at]))
+                    actions.append(_reconcile(row, pleo, target.id[at], target.metadata))
         pleo, at = next(pleo_rows, None), at + 1
     while pleo is not None:
         if pleo[1] and pleo[0] not in held:
-            archives.append(_archive(pleo, target.id[at]))
+            archives.append(_archive(pleo, target.id[at], target.metadata))
         pleo, at = next(pleo_rows, None), at + 1
     return actions, archives, noop
 
 
-def _reconcile(row: Row, pleo: Row, account_id: str) -> Action:
+def _reconcile(row: Row, pleo: Row, account_id: str, metadata: dict[str, dict]) -> Action:
     changes = [name for name, before, after in zip(COMPARED_FIELDS, pleo[2:], row[2:], strict=True) if before != after]
     kind = ActionKind.UPDATE if pleo[1] else ActionKind.UNARCHIVE
     return Action(kind=kind, external_id=row[0], account_id=account_id, desired=_fields(row), before=_fields(pleo),
-                  changes=changes)
+                  changes=changes, metadata=metadata.get(account_id))
 
 
-def _archive(pleo: Row, account_id: str) -> Action:
-    # PUT is a full update: archiving resends what Pleo has, with archived set.
+def _archive(pleo: Row, account_id: str, metadata: dict[str, dict]) -> Action:
+    # PUT is a full update: archiving resends what Pleo has (its metadata too), with archived set.
     fields = _fields(pleo)
-    return Action(kind=ActionKind.ARCHIVE, external_id=pleo[0], account_id=account_id, desired=fields, before=fields)
+    return Action(kind=ActionKind.ARCHIVE, external_id=pleo[0], account_id=account_id, desired=fields, before=fields,
+                  metadata=metadata.get(account_id))
 
 
 def _fields(row: Row) -> AccountFields:

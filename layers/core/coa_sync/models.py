@@ -40,6 +40,9 @@ def _empty_to_none(value: object) -> object:
 
 Code = Annotated[str | None, StringConstraints(max_length=255), BeforeValidator(_empty_to_none)]
 TaxCode = Annotated[str | None, BeforeValidator(_empty_to_none)]
+# Pleo's `metadata`: "a place for API users to store flexible data". Kept as any JSON object, never checked:
+# coa-sync only carries it from the read to the PUT, so what another tool stored comes back unchanged.
+Metadata = dict[str, Any] | None
 # Pleo rejects blank names on create (NAME_EMPTY), so a blank name in the AS is bad input.
 SourceName = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"\S")]
 
@@ -82,6 +85,8 @@ class PleoAccount(AccountFields):
     id: str
     external_id: str
     archived: bool = False
+    # What API users (other tools too) stored on the account; never compared, resent as read by every PUT.
+    metadata: Metadata = None
 
     def fields(self) -> AccountFields:
         return AccountFields(name=self.name, code=self.code, tax_code_external_id=self.tax_code_external_id)
@@ -135,6 +140,7 @@ class TargetSnapshot(Model):
             external_id=[a.external_id for a in accounts], name=[a.name for a in accounts],
             code=[a.code for a in accounts], tax_code_external_id=[a.tax_code_external_id for a in accounts],
             id=[a.id for a in accounts], archived=[a.archived for a in accounts], errors=self.errors,
+            metadata={a.id: a.metadata for a in accounts if a.metadata is not None},
         )
 
 
@@ -145,6 +151,7 @@ _by_external_id = attrgetter("external_id")  # sorted() is stable: copies of one
 Strings = Annotated[list[str], SkipValidation]
 OptionalStrings = Annotated[list[str | None], SkipValidation]
 Flags = Annotated[list[bool], SkipValidation]
+_NOT_COLUMNS = frozenset({"errors", "metadata"})  # the fields of a Columns that are not one value per account
 
 
 class Columns(Model):
@@ -165,7 +172,7 @@ class Columns(Model):
         ids = self.external_id
         for name in type(self).model_fields:
             column = getattr(self, name)
-            if name != "errors" and not (isinstance(column, list) and len(column) == len(ids)):
+            if name not in _NOT_COLUMNS and not (isinstance(column, list) and len(column) == len(ids)):
                 raise ValueError(f"{name}: expected a list with one value per externalId")
         if not all(map(le, ids, islice(ids, 1, None))):
             raise ValueError("rows must be sorted by externalId")
@@ -196,6 +203,8 @@ class TargetColumns(Columns):
 
     id: Strings
     archived: Flags
+    # By Pleo account id, for the accounts that have any: most have none, so it is kept apart from the columns.
+    metadata: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class ActionKind(StrEnum):
@@ -209,7 +218,8 @@ class Action(Model):
     """One change to make in Pleo.
 
     `desired` is the whole account as Pleo should have it afterwards (PUT is a full update);
-    `before` is what Pleo had, for updates, unarchives and archives.
+    `before` is what Pleo had, for updates, unarchives and archives, and `metadata` what Pleo's
+    account held there when the run read it, for the PUT to send back unchanged.
     """
 
     kind: ActionKind
@@ -218,6 +228,7 @@ class Action(Model):
     account_id: str | None = None
     before: AccountFields | None = None
     changes: list[str] = Field(default_factory=list)
+    metadata: Metadata = None
 
 
 class PlanCounts(Model):

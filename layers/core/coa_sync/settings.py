@@ -26,6 +26,8 @@ class PleoSettings(CommonSettings):
     # Sixty seconds in production; tests and benchmarks shrink it to play a minute in a second.
     pleo_rate_window_seconds: float = Field(default=60.0, gt=0)
     pleo_timeout_seconds: float = Field(default=15.0, gt=0)
+    # Accounts asked for per search page. Pleo documents no maximum; 100 is what it can be expected to accept.
+    pleo_page_size: int = Field(default=100, ge=1, le=1000)
     pleo_max_attempts: int = Field(default=5, ge=1, le=10)
 
 

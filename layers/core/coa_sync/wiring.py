@@ -37,6 +37,7 @@ def pleo_client(settings: PleoSettings, tenant: Tenant, observe: Observer | None
         timeout=settings.pleo_timeout_seconds,
         max_attempts=settings.pleo_max_attempts,
         observe=observe,
+        page_size=settings.pleo_page_size,
     )
 
 

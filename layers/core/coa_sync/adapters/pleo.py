@@ -27,7 +27,13 @@ if TYPE_CHECKING:
     import httpx
 
 MAX_BATCH = 1000  # Pleo's documented maximum items per batch create
-PAGE_SIZE = 1000  # asked for; Pleo caps it server-side and we follow the cursor either way
+# Pleo documents no page-size maximum (a public client notes a cap of 100 on another Pleo search):
+# ask for 100 unless configured otherwise, and follow the cursor for as many pages as there are.
+PAGE_SIZE = 100
+# The search body's required fields: Pleo's reference example sends both false, which returns every account.
+SEARCH_FLAGS = {"excludeIfAssignedToCategory": False, "excludeIfAssignedToContraAccount": False}
+CONTENT_TYPE = "application/json;charset=UTF-8"  # the media type the spec gives every request body
+USER_AGENT = "coa-sync"
 
 # Requests sent per endpoint in this process (each retry counts: it spends rate budget).
 API_CALLS: Counter[str] = Counter()
@@ -98,6 +104,7 @@ class PleoClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         observe: Callable[[str, int, float], None] | None = None,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         if credentials.api_key is None and credentials.access_token is None:
             raise ValueError("Pleo credentials need an apiKey or an accessToken")
@@ -106,7 +113,7 @@ class PleoClient:
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             auth=credentials.auth(),
-            headers={**credentials.headers(), "Accept": "application/json"},
+            headers={**credentials.headers(), "Accept": "application/json", "User-Agent": USER_AGENT},
             timeout=timeout,
             transport=transport,
             verify=tls(),
@@ -115,6 +122,7 @@ class PleoClient:
         self._max_attempts = max_attempts
         self._max_wait = max_wait
         self._sleep = sleep
+        self._page_size = page_size
         # Told (endpoint, HTTP status or 0 for no answer, seconds) after every request, for metrics.
         self._observe = observe or (lambda _kind, _status, _seconds: None)
 
@@ -130,35 +138,48 @@ class PleoClient:
     # -- reads ---------------------------------------------------------------------------
 
     def snapshot(self, company_id: str, progress: Callable[[int], None] | None = None) -> TargetSnapshot:
-        """Every account of the company, active and archived, from every cursor page."""
-        accounts: list[PleoAccount] = []
-        errors: list[ItemError] = []
-        for number, page in enumerate(self._pages(company_id, {"includeArchived": True}), start=1):
-            for index, item in enumerate(page):
-                try:
-                    accounts.append(PleoAccount.model_validate(item))
-                except ValidationError as exc:
-                    external_id = item.get("externalId") if isinstance(item, dict) else None
-                    errors.append(ItemError(location=f"pleo page {number} item {index}",
-                                            external_id=external_id if isinstance(external_id, str) else None,
-                                            message=_first_error(exc)))
-            if progress:
-                progress(len(accounts))
-        return TargetSnapshot(accounts=accounts, errors=errors)
+        """Every account of the company, active and archived, from every cursor page.
+
+        The spec's search filters by a nullable `archived` and says nothing of what a search without
+        it returns (the how-to's `includeArchived` is not in the spec): so one search asks for the
+        active accounts and one for the archived ones, and the two are merged by id. A server that
+        ignores the filter answers everything twice, and each account is kept once.
+        """
+        accounts: dict[str, PleoAccount] = {}
+        errors: dict[tuple[str | None, str], ItemError] = {}
+        for archived in (False, True):
+            status = "archived" if archived else "active"
+            for number, page in enumerate(self._pages(company_id, {"archived": archived}), start=1):
+                for index, item in enumerate(page):
+                    try:
+                        account = PleoAccount.model_validate(item)
+                    except ValidationError as exc:
+                        external_id = item.get("externalId") if isinstance(item, dict) else None
+                        error = ItemError(location=f"pleo {status} page {number} item {index}",
+                                          external_id=external_id if isinstance(external_id, str) else None,
+                                          message=_first_error(exc))
+                        errors.setdefault((error.external_id, error.message), error)  # once, if read twice
+                    else:
+                        accounts[account.id] = account  # the later read wins
+                if progress:
+                    progress(len(accounts))
+        return TargetSnapshot(accounts=list(accounts.values()), errors=list(errors.values()))
 
     def find(self, company_id: str, external_id: str) -> PleoAccount | None:
-        for page in self._pages(company_id, {"includeArchived": True, "externalId": external_id}):
-            for item in page:
-                if isinstance(item, dict) and item.get("externalId") == external_id:
-                    try:
-                        return PleoAccount.model_validate(item)
-                    except ValidationError as exc:
-                        raise PleoResponseError(f"search for {external_id!r}: {_first_error(exc)}") from None
+        """The account with this externalId, active or archived (a search for each, as in snapshot)."""
+        for archived in (False, True):
+            for page in self._pages(company_id, {"archived": archived, "externalId": external_id}):
+                for item in page:
+                    if isinstance(item, dict) and item.get("externalId") == external_id:
+                        try:
+                            return PleoAccount.model_validate(item)
+                        except ValidationError as exc:
+                            raise PleoResponseError(f"search for {external_id!r}: {_first_error(exc)}") from None
         return None
 
     def _pages(self, company_id: str, filters: dict[str, Any]) -> Iterator[list[Any]]:
-        params: dict[str, Any] = {"limit": PAGE_SIZE}
-        body = {"companyId": company_id, **filters}
+        params: dict[str, Any] = {"limit": self._page_size}
+        body = {"companyId": company_id, **SEARCH_FLAGS, **filters}
         number = 0
         while True:
             number += 1
@@ -172,7 +193,7 @@ class PleoClient:
             cursor = pagination.get("endCursor")
             if not isinstance(cursor, str) or not cursor:
                 raise PleoResponseError(f"search page {number}: hasNextPage without an endCursor")
-            params = {"limit": PAGE_SIZE, "after": cursor}
+            params = {"limit": self._page_size, "after": cursor}
 
     # -- writes --------------------------------------------------------------------------
 
@@ -197,10 +218,13 @@ class PleoClient:
             raise PleoResponseError(f"batch create: unreadable created/failed item: {exc}") from None
         return result
 
-    def put(self, account_id: str, fields: AccountFields, *, archived: bool) -> PleoAccount:
-        """Full update: serves update, unarchive and archive alike."""
+    def put(self, account_id: str, fields: AccountFields, *, archived: bool,
+            metadata: dict[str, Any] | None = None) -> PleoAccount:
+        """Update, unarchive and archive alike. Pleo does not say whether PUT patches or replaces the
+        record, so it is sent whole: with the `metadata` read from Pleo, which other tools may have
+        stored and a replace would otherwise wipe."""
         document = self._request("put", "PUT", f"/v1/chart-of-accounts/{account_id}",
-                                 json={**fields.model_dump(), "archived": archived})
+                                 json={**fields.model_dump(), "archived": archived, "metadata": metadata})
         try:
             return PleoAccount.model_validate(document.get("data"))
         except ValidationError as exc:
@@ -211,6 +235,8 @@ class PleoClient:
     def _request(self, kind: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         import httpx
 
+        if "json" in kwargs:
+            kwargs["headers"] = {"Content-Type": CONTENT_TYPE}  # httpx would send plain application/json
         for attempt in range(1, self._max_attempts + 1):
             self._limiter.acquire()
             API_CALLS[kind] += 1

@@ -8,7 +8,8 @@ unarchives and archives are one PUT each. Every message ends in one of three out
 - RETRY: it may succeed later (429, 5xx, network, time running out); SQS delivers it again.
 
 Every message is safe to deliver twice: a create that meets EXTERNAL_ID_ALREADY_EXISTS is
-reconciled with the account that exists (an earlier try got through), and PUT is a full update.
+reconciled with the account that exists (an earlier try got through), and PUT is a full update
+(it sends back the account's metadata as read, so nothing another tool stored there is lost).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -43,7 +44,8 @@ class Outcome(StrEnum):
 
 class Pleo(Protocol):
     def batch_create(self, company_id: str, accounts: Sequence[NewAccount]) -> BatchResult: ...
-    def put(self, account_id: str, fields: AccountFields, *, archived: bool) -> PleoAccount: ...
+    def put(self, account_id: str, fields: AccountFields, *, archived: bool,
+            metadata: dict[str, Any] | None = None) -> PleoAccount: ...
     def find(self, company_id: str, external_id: str) -> PleoAccount | None: ...
     def close(self) -> None: ...
 
@@ -199,7 +201,7 @@ class Writer:
                 return
             if existing.archived or changed_fields(existing.fields(), action.desired):
                 self._check_time()
-                pleo.put(existing.id, action.desired, archived=False)
+                pleo.put(existing.id, action.desired, archived=False, metadata=existing.metadata)
         except PleoRequestError as exc:
             self._settle_dead(group, [ALREADY_EXISTS, exc.message])
             return
@@ -214,7 +216,8 @@ class Writer:
             return
         self._check_time()
         try:
-            pleo.put(action.account_id, action.desired, archived=action.kind == ActionKind.ARCHIVE)
+            pleo.put(action.account_id, action.desired, archived=action.kind == ActionKind.ARCHIVE,
+                     metadata=action.metadata)
         except PleoRequestError as exc:
             if exc.status == 404 and action.kind == ActionKind.ARCHIVE:
                 self._settle(group, Outcome.APPLIED)  # gone from Pleo: nothing left to archive
