@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from coa_sync.models import FileSource, SourceConfig, Tenant
+from coa_sync_local.emulators import pleo_contract
 from coa_sync_local.emulators.pleo import PleoEmulator
 from coa_sync_local.runner import LocalRunner, RunnerOptions
 from coa_sync_local.state import STATE_DIR_ENV
@@ -21,6 +23,24 @@ def state_dir(tmp_path, monkeypatch) -> Path:
     directory = tmp_path / "coa-sync-state"
     monkeypatch.setenv(STATE_DIR_ENV, str(directory))
     return directory
+
+
+@pytest.fixture(autouse=True)
+def pleo_contract_log(request, tmp_path, monkeypatch) -> Iterator[Path]:
+    """The contract test, over every test's Pleo traffic: each Pleo emulator the test starts (in this
+    process or in a CLI subprocess) checks every answer it serves, and every request coa-sync's client
+    sends, against pleo-chart-of-accounts.yaml, and logs what breaks it; the test fails if anything did.
+
+    A test that breaks the contract on purpose (a handler made to answer off-spec) says so with
+    @pytest.mark.pleo_off_contract("why").
+    """
+    log = tmp_path / "pleo-contract.jsonl"
+    monkeypatch.setenv(pleo_contract.LOG_ENV, str(log))
+    yield log
+    violations = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    if violations and request.node.get_closest_marker("pleo_off_contract") is None:
+        pytest.fail("Pleo traffic broke the contract (pleo-chart-of-accounts.yaml):\n"
+                    + "\n".join(json.dumps(violation) for violation in violations[:10]), pytrace=False)
 
 
 @pytest.fixture

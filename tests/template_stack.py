@@ -385,7 +385,7 @@ def iam_requests(call: Call) -> list[tuple[str, str]]:
         resources = [f"arn:{PARTITION}:sqs:{REGION}:{account}:{name}"]
     elif call.service == "secretsmanager":
         # A secret's ARN is its name plus "-" and six random characters.
-        secret = params["SecretId"]
+        secret = params.get("SecretId") or params["Name"]
         resources = [secret if secret.startswith("arn:") else
                      f"arn:{PARTITION}:secretsmanager:{REGION}:{ACCOUNT}:secret:{secret}-AbCdEf"]
     elif call.service == "lambda":

@@ -18,6 +18,7 @@ from coa_sync.models import RunRequest
 from coa_sync.observability import logger, metrics, observe_pleo, tracer
 from coa_sync.pipeline.fetch import fan_out, fetch_run
 from coa_sync.settings import FetchSettings
+from coa_sync.tokens import ReauthRequired
 
 settings = FetchSettings()  # type: ignore[call-arg]  # read from the environment
 files = SnapshotStore(settings.snapshot_bucket)
@@ -47,6 +48,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             ledger=ledger,
             finished=finished,
         )
+    except ReauthRequired as refused:
+        # Not an error to retry: nothing goes to Pleo for the tenant until it is connected again; the run is failed.
+        logger.warning("Pleo authorisation refused for good: tenant needs_reauth",
+                       extra={"tenant": request.tenant_id, "reason": refused.reason})
+        metrics.add_metric("PleoNeedsReauth", "Count", 1)
+        return {"tenantId": request.tenant_id, "needsReauth": True, "reason": refused.reason}
     except RunInProgressError as busy:
         # Not an error to retry: the tenant's running run covers this trigger too.
         logger.info("run skipped: another is in progress", extra={"tenant": request.tenant_id, "running": busy.run_id})

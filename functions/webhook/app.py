@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import html
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Respo
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from coa_sync import wiring
 from coa_sync.adapters.ledger import Ledger
+from coa_sync.adapters.pleo_connection import PleoConnections
 from coa_sync.adapters.queues import ActionQueue
 from coa_sync.adapters.runs import LambdaRunStarter
 from coa_sync.adapters.secrets import webhook_secret
@@ -24,6 +26,7 @@ from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.adapters.tenants import TenantStore
 from coa_sync.observability import logger, metrics, tracer
 from coa_sync.pipeline.approve import approve_run
+from coa_sync.pipeline.connect import Page
 from coa_sync.pipeline.webhook import Answer, Webhook
 from coa_sync.settings import WebhookSettings
 
@@ -33,8 +36,19 @@ files = SnapshotStore(settings.snapshot_bucket)
 approve = functools.partial(approve_run, approved_by="webhook", ledger=ledger, files=files,
                             actions=ActionQueue(settings.actions_queue_url),
                             finished=wiring.run_finisher(settings, files))
-webhook = Webhook(tenant=TenantStore(settings.tenants_table).get, secret=webhook_secret, ledger=ledger,
-                  first_use=ledger.first_use, start=LambdaRunStarter(settings.fetch_function_name), approve=approve)
+tenants = TenantStore(settings.tenants_table)
+webhook = Webhook(tenant=tenants.get, secret=webhook_secret, ledger=ledger, first_use=ledger.first_use,
+                  start=LambdaRunStarter(settings.fetch_function_name), approve=approve,
+                  connection=PleoConnections(settings.tenants_table).status)
+
+
+def start_first_run(tenant_id: str) -> str | None:
+    """Pleo asks for a sync on connect: the run's id, or None when one is in progress already."""
+    answer = webhook.launch(tenant_id, "connect")
+    return answer.body["runId"] if answer.status == 202 else None
+
+
+connector = wiring.pleo_connector(settings, tenants.get, start_first_run)
 app = LambdaFunctionUrlResolver()
 
 
@@ -61,6 +75,27 @@ def approve_held_archives(tenant_id: str, run_id: str) -> Response:
         logger.info("held archives approved", extra={"tenant": tenant_id, "archives": archives})
         metrics.add_metric("WebhookApprovals", "Count", 1)
     return _response(answer)
+
+
+@app.get("/connect/pleo")
+def connect_pleo() -> Response:
+    return _page(connector.begin(app.current_event.query_string_parameters or {}, time.time()))
+
+
+@app.get("/oauth/callback")
+def oauth_callback() -> Response:
+    page = connector.finish(app.current_event.query_string_parameters or {}, time.time())
+    if page.status == 200:
+        metrics.add_metric("PleoConnected", "Count", 1)
+    logger.info("OAuth callback", extra={"status": page.status, "title": page.title})  # never the code or tokens
+    return _page(page)
+
+
+def _page(page: Page) -> Response:
+    body = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(page.title)}</title></head>"
+            f"<body><h1>{html.escape(page.title)}</h1><p>{html.escape(page.message)}</p></body></html>")
+    headers = {"Cache-Control": "no-store", **({"Location": page.location} if page.location else {})}
+    return Response(status_code=page.status, content_type="text/html; charset=utf-8", body=body, headers=headers)
 
 
 def _raw_body() -> bytes:

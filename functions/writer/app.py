@@ -54,6 +54,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         for letter in report.dead:
             external_id = letter.message.action.external_id if letter.message else None
             logger.warning("sent to the DLQ", extra={"reasons": letter.reasons, "externalId": external_id})
+        for tenant_id, reason in report.reauth.items():
+            logger.warning("Pleo authorisation refused for good: tenant needs_reauth",
+                           extra={"tenant": tenant_id, "reason": reason})
+            metrics.add_metric("PleoNeedsReauth", "Count", 1)
+        runs.fail_for(ledger, [key for key in report.runs if key[0] in report.reauth], report.reauth, finished)
         runs.progress(ledger, report.runs, finished)
         return {message_id for message_id, outcome in report.outcomes.items() if outcome == Outcome.RETRY}
 

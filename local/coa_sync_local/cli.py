@@ -17,14 +17,18 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from coa_sync.adapters.pleo import PleoError, PleoRequestError
+from coa_sync.adapters.pleo_connection import PleoConnections
 from coa_sync.connectors import ConnectorError, ConnectorRequestError
 from coa_sync.models import ArchiveGuard, FileSource, SourceConfig, Tenant
 from coa_sync.sources import SourceFormatError, read_source
+from coa_sync.tokens import ReauthRequired
 from pydantic import ValidationError
 
-from coa_sync_local import control_cli, source_options
+from coa_sync_local import connect as oauth_connect
+from coa_sync_local import control_cli, pleo_options, source_options
+from coa_sync_local.oauth_file import FileTokenStore, OAuthFileError
 from coa_sync_local.render import plan_table, result_text
-from coa_sync_local.runner import LocalRunner, RunnerOptions, RunResult
+from coa_sync_local.runner import TABLE, LocalRunner, RunnerOptions, RunResult
 from coa_sync_local.state import LocalState, StateBusyError, default_directory
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -77,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_arguments(plan)
     plan.set_defaults(command=_sync, dry_run=True)
 
+    oauth_connect.add_command(commands, _connect)
     control_cli.add_commands(commands)
     commands.add_parser("emulator", help="serve the Pleo API emulator on 127.0.0.1 (see: coa-sync emulator --help)")
     return parser
@@ -88,9 +93,7 @@ def _add_run_arguments(command: argparse.ArgumentParser) -> None:
                               "(for --source-kind file, the default)")
     command.add_argument("--pleo-url", required=True, metavar="URL", help="Pleo API base URL")
     command.add_argument("--company-id", required=True, metavar="ID", help="Pleo companyId")
-    auth = command.add_mutually_exclusive_group(required=True)
-    auth.add_argument("--pleo-api-key", metavar="KEY", help="Pleo API key (HTTP basic user, empty password)")
-    auth.add_argument("--pleo-token", metavar="TOKEN", help="Pleo OAuth 2.0 access token")
+    pleo_options.add_arguments(command.add_argument_group("Pleo credentials", pleo_options.HELP))
     command.add_argument("--tenant", default="local", help="tenant id used for this run's files (default: local)")
     command.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     _add_state_argument(command)
@@ -108,7 +111,10 @@ def _add_state_argument(command: argparse.ArgumentParser) -> None:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    credentials = {"apiKey": args.pleo_api_key} if args.pleo_api_key else {"accessToken": args.pleo_token}
+    try:
+        credentials, token_store = pleo_options.credentials(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if source_options.wants_api_source(args):
         if args.source:
             raise UsageError("give --source FILE for a file, or --source-kind/--source-config, not both")
@@ -118,12 +124,24 @@ def _sync(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         return _run(source, args.pleo_url, args.company_id, credentials, args.tenant, dry_run=args.dry_run,
                     as_json=args.json, state_dir=args.state_dir, archive_guard=_archive_guard(args),
-                    source_credentials=source_credentials)
+                    source_credentials=source_credentials, token_store=token_store)
     if args.source is None:
         raise UsageError("--source FILE is required (or --source-kind thredfi|dualentry|stackone)")
     _check_source(args.source)
     return _run(args.source.resolve(), args.pleo_url, args.company_id, credentials, args.tenant,
-                dry_run=args.dry_run, as_json=args.json, state_dir=args.state_dir, archive_guard=_archive_guard(args))
+                dry_run=args.dry_run, as_json=args.json, state_dir=args.state_dir, archive_guard=_archive_guard(args),
+                token_store=token_store)
+
+
+def _connect(args: argparse.Namespace) -> int:
+    try:
+        app = oauth_connect.app_from_args(args)
+        out = args.out.expanduser().resolve()
+        oauth_connect.connect(app, out, open_browser=not args.no_browser, timeout=args.timeout, say=_progress)
+    except (ValueError, oauth_connect.ConnectError) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"Connected to Pleo: the tokens are in {out} (mode 0600); sync with --pleo-oauth {out}")
+    return EXIT_OK
 
 
 def _archive_guard(args: argparse.Namespace) -> ArchiveGuard | None:
@@ -181,7 +199,7 @@ def _check_source(path: Path) -> None:
 
 def _run(source: Path | SourceConfig, pleo_url: str, company_id: str, credentials: dict[str, str], tenant_id: str,
          *, dry_run: bool, as_json: bool, state_dir: Path | None, archive_guard: ArchiveGuard | None = None,
-         source_credentials: dict[str, str] | None = None) -> int:
+         source_credentials: dict[str, str] | None = None, token_store: FileTokenStore | None = None) -> int:
     if not pleo_url.startswith(("http://", "https://")):
         raise UsageError(f"--pleo-url must be an http(s) URL, not {pleo_url!r}")
     tenant = Tenant(tenant_id=tenant_id, company_id=company_id, pleo_secret_name=f"coa-sync/{tenant_id}/pleo",
@@ -189,9 +207,13 @@ def _run(source: Path | SourceConfig, pleo_url: str, company_id: str, credential
                     archive_guard=archive_guard)
     with LocalState(state_dir or default_directory()) as state, \
             LocalRunner(RunnerOptions(pleo_url=pleo_url), progress=_progress, state=state) as runner:
-        runner.add_tenant(tenant, credentials, source_credentials)
+        if token_store is not None:  # needs_reauth shows in `coa-sync runs` and `show` too
+            token_store.on_needs_reauth = lambda reason: PleoConnections(TABLE).mark_needs_reauth(tenant_id, reason)
+        runner.add_tenant(tenant, credentials, source_credentials, token_store=token_store)
         try:
             result = runner.run(tenant_id, dry_run=dry_run)
+        except (ReauthRequired, OAuthFileError) as exc:
+            raise UsageError(str(exc)) from None
         except PleoRequestError as exc:
             raise UsageError(f"Pleo refused the request ({exc}); check --pleo-url, --company-id and credentials") \
                 from None

@@ -20,7 +20,7 @@ from coa_sync.adapters.ledger import RunInProgressError
 from coa_sync.history import compare_charts
 from coa_sync.pipeline.approve import ApprovalError, approve_run
 
-from coa_sync_local import render_runs
+from coa_sync_local import pleo_options, render_runs
 from coa_sync_local.control import Deployment, DeploymentError, aws_deployment, local_deployment
 from coa_sync_local.state import StateBusyError, default_directory
 
@@ -72,9 +72,7 @@ def _command(commands: Any, name: str, description: str, handler: Command, pleo:
     if pleo:
         local = command.add_argument_group("the Pleo to apply to, locally (a deployed writer needs none)")
         local.add_argument("--pleo-url", metavar="URL", help="Pleo API base URL")
-        auth = local.add_mutually_exclusive_group()
-        auth.add_argument("--pleo-api-key", metavar="KEY", help="Pleo API key")
-        auth.add_argument("--pleo-token", metavar="TOKEN", help="Pleo OAuth 2.0 access token")
+        pleo_options.add_arguments(local)
     command.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     command.set_defaults(command=lambda args: _guarded(handler, args))
     return command
@@ -197,18 +195,22 @@ def _dlq_redrive(args: argparse.Namespace) -> int:
 
 
 def _check_local_pleo(args: argparse.Namespace, deployment: Deployment) -> None:
-    if deployment.runner is not None and not (args.pleo_url and (args.pleo_api_key or args.pleo_token)):
-        raise ControlError("locally this command applies the items itself: give --pleo-url and --pleo-api-key "
-                           "(or --pleo-token) of the Pleo they go to")
+    if deployment.runner is not None and not (args.pleo_url and pleo_options.given(args)):
+        raise ControlError("locally this command applies the items itself: give --pleo-url and the Pleo "
+                           f"credentials (--pleo-oauth FILE.json, ${pleo_options.API_KEY_ENV}, --pleo-api-key-file, "
+                           "--pleo-api-key or --pleo-token) of the Pleo they go to")
 
 
 def _set_local_credentials(args: argparse.Namespace, deployment: Deployment, tenant_ids: set[str]) -> None:
     assert deployment.runner is not None
-    credentials = {"apiKey": args.pleo_api_key} if args.pleo_api_key else {"accessToken": args.pleo_token}
+    try:
+        credentials, token_store = pleo_options.credentials(args)
+    except ValueError as exc:
+        raise ControlError(str(exc)) from None
     for tenant_id in sorted(tenant_ids):
         tenant = deployment.tenants.get(tenant_id)
         if tenant is not None:
-            deployment.runner.set_pleo_credentials(tenant, credentials)
+            deployment.runner.add_tenant(tenant, credentials, token_store=token_store)
 
 
 def _print(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:

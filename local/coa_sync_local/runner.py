@@ -48,6 +48,7 @@ from coa_sync.models import (
 )
 from coa_sync.observability import NAMESPACE, SERVICE, logger, metrics
 from coa_sync.pipeline import runs
+from coa_sync.tokens import ReauthRequired, TokenStore
 from moto import mock_aws
 from moto.sqs.models import Message, SQSBackend, sqs_backends
 
@@ -254,8 +255,15 @@ class LocalRunner:
         return attributes["Attributes"]["QueueArn"]
 
     def add_tenant(self, tenant: Tenant, credentials: dict[str, str],
-                   source_credentials: dict[str, str] | None = None) -> None:
-        """Register a tenant and keep its Pleo (and accounting-system) credentials in (moto's) Secrets Manager."""
+                   source_credentials: dict[str, str] | None = None, token_store: TokenStore | None = None) -> None:
+        """Register a tenant and keep its Pleo (and accounting-system) credentials in (moto's) Secrets Manager.
+
+        With a `token_store` (`--pleo-oauth FILE.json`), the tenant's OAuth tokens are read from and
+        rotated into that store, not the secret (which then only says the tenant uses OAuth).
+        """
+        if token_store is not None:
+            wiring.token_stores[tenant.pleo_secret_name] = token_store
+            self._stack.callback(wiring.token_stores.pop, tenant.pleo_secret_name, None)
         self.set_pleo_credentials(tenant, credentials)
         if source_credentials is not None:
             _put_secret(tenant.source.secret_name, source_credentials)  # type: ignore[union-attr]  # API sources
@@ -287,6 +295,8 @@ class LocalRunner:
         fetched = _invoke(handlers["fetch"], request.model_dump(), LambdaContext("coa-sync-fetch"))
         if fetched.get("skipped"):
             raise RunInProgressError(tenant_id, fetched.get("runningRunId") or "unknown")
+        if fetched.get("needsReauth"):
+            raise ReauthRequired(tenant_id, fetched["reason"])
         for event in self._drain_events():
             _invoke(handlers["diff"], event, LambdaContext("coa-sync-diff"))
         files = SnapshotStore(BUCKET)

@@ -344,7 +344,7 @@ def test_writer_sends_what_pleo_rejects_to_the_dlq_with_reasons(stack, emulator)
     assert response == {"batchItemFailures": []}  # settled for good: not retried from the actions queue
     (letter,) = drain(stack.ref("ActionsDeadLetterQueue"))
     dead = DeadLetter.model_validate_json(letter["Body"])
-    assert dead.reasons == ["taxCodeExternalId: tax code does not exist"]
+    assert dead.reasons == ["taxCodeExternalId: tax code does not exist in Pleo"]  # the spec's own words
     assert dead.message == ActionMessage.model_validate_json(event["Records"][1]["body"])
     assert attributes(letter) == {"tenantId": "acme", "runId": "20261123T120000Z-0a1b2c3d", "action": "update"}
     assert pleo_state(emulator) == {  # the other two went through

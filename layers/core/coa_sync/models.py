@@ -351,7 +351,7 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{moment}-{secrets.token_hex(4)}"
 
 
-Trigger = Literal["schedule", "webhook", "cli", "manual"]
+Trigger = Literal["schedule", "webhook", "cli", "manual", "connect"]  # connect: a tenant's first run on connecting
 
 
 class RunRequest(Model):

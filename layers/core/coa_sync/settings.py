@@ -59,3 +59,7 @@ class WebhookSettings(CommonSettings):
     fetch_function_name: str = Field(min_length=1)
     # Approved archives are queued here for the writer.
     actions_queue_url: str = Field(min_length=1)
+    # Secrets Manager name of the integration's Pleo OAuth client and connect-link key (see pipeline.connect);
+    # None: GET /connect/pleo and /oauth/callback answer that OAuth connecting is not set up.
+    pleo_oauth_secret_name: str | None = None
+    pleo_timeout_seconds: float = Field(default=15.0, gt=0)

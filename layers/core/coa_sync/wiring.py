@@ -19,26 +19,74 @@ from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.models import RunRecord, SourceConfig, SourceSnapshot, TargetSnapshot, Tenant
 from coa_sync.observability import observe_run
 from coa_sync.ratelimit import limiter_for
-from coa_sync.settings import CommonSettings, PleoSettings
+from coa_sync.settings import CommonSettings, PleoSettings, WebhookSettings
 
 if TYPE_CHECKING:
     from coa_sync.adapters.pleo import PleoClient
+    from coa_sync.pipeline.connect import Connector
+    from coa_sync.tokens import AccessTokens, TokenStore
 
 Observer = Callable[[str, int, float], None]
+# Token stores that stand in for a tenant's secret, by secret name: the local runner registers the
+# `--pleo-oauth FILE.json` of `coa-sync sync` here, so rotated tokens go to that file before they are used.
+token_stores: dict[str, TokenStore] = {}
 
 
 def pleo_client(settings: PleoSettings, tenant: Tenant, observe: Observer | None = None) -> PleoClient:
-    from coa_sync.adapters.pleo import PleoClient
+    from coa_sync.adapters.pleo import PleoClient, PleoCredentials
 
+    credentials = pleo_credentials(tenant.pleo_secret_name)
     return PleoClient(
         str(settings.pleo_base_url),
-        pleo_credentials(tenant.pleo_secret_name),
+        credentials if isinstance(credentials, PleoCredentials) else access_tokens(settings, tenant),
         limiter=limiter_for(tenant.tenant_id, settings.pleo_rate_limit_per_minute, settings.pleo_rate_window_seconds),
         timeout=settings.pleo_timeout_seconds,
         max_attempts=settings.pleo_max_attempts,
         observe=observe,
         page_size=settings.pleo_page_size,
     )
+
+
+def access_tokens(settings: PleoSettings, tenant: Tenant) -> AccessTokens:
+    """The tenant's OAuth access tokens: refreshed single-flight, stored in its secret (see coa_sync.tokens)."""
+    from coa_sync.adapters.oauth import OAuthTokenEndpoint
+    from coa_sync.adapters.pleo_connection import PleoConnections, SecretTokenStore
+    from coa_sync.tokens import AccessTokens
+
+    store = token_stores.get(tenant.pleo_secret_name) or SecretTokenStore(
+        tenant.pleo_secret_name, tenant.tenant_id, PleoConnections(settings.tenants_table))
+    return AccessTokens(tenant.tenant_id, store, OAuthTokenEndpoint(timeout=settings.pleo_timeout_seconds))
+
+
+def pleo_connector(settings: WebhookSettings, tenant: Callable[[str], Tenant | None],
+                   start_run: Callable[[str], str | None]) -> Connector:
+    """The deployed OAuth connect flow (coa_sync.pipeline.connect): the integration's client from its secret,
+    flows and status in the tenants table, the tokens in each tenant's secret."""
+    from coa_sync.adapters.oauth import OAuthClient, OAuthTokenEndpoint
+    from coa_sync.adapters.pleo_connection import PleoConnections, SecretTokenStore
+    from coa_sync.adapters.secrets import secret_json
+    from coa_sync.pipeline.connect import ConnectApp, Connector
+
+    connections = PleoConnections(settings.tenants_table)
+    endpoint = OAuthTokenEndpoint(timeout=settings.pleo_timeout_seconds)
+
+    def app() -> ConnectApp:
+        if not settings.pleo_oauth_secret_name:
+            raise LookupError("OAuth connecting is not set up for this stack (PLEO_OAUTH_SECRET_NAME)")
+        return ConnectApp.model_validate(secret_json(settings.pleo_oauth_secret_name))
+
+    def exchange(connect_app: ConnectApp, code: str, verifier: str):  # -> TokenGrant
+        client = OAuthClient(connect_app.token_url, connect_app.client_id, connect_app.client_secret.get_secret_value())
+        return endpoint.exchange(client, code, connect_app.redirect_uri, verifier)
+
+    def store(tenant_id: str, credentials) -> None:  # both tokens in the tenant's secret, then: connected
+        found = tenant(tenant_id)
+        assert found is not None, "a flow is only started for a tenant that exists"
+        SecretTokenStore(found.pleo_secret_name, tenant_id, connections).write(credentials)
+        connections.mark_connected(tenant_id)
+
+    return Connector(app=app, tenant_exists=lambda tenant_id: tenant(tenant_id) is not None, flows=connections,
+                     exchange=exchange, store=store, start_run=start_run)
 
 
 def pleo_snapshot(settings: PleoSettings, tenant: Tenant, observe: Observer | None = None) -> TargetSnapshot:

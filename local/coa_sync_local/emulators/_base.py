@@ -383,14 +383,17 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _write(self, reply: Reply) -> None:
-        payload = b"" if reply.payload is None else json.dumps(reply.payload, separators=(",", ":")).encode()
+        # Bytes go out as they are (a page or a redirect, its Content-Type among the reply's headers).
+        payload = reply.payload if isinstance(reply.payload, bytes) else (
+            b"" if reply.payload is None else json.dumps(reply.payload, separators=(",", ":")).encode())
         with self.server.emulator._lock:  # counted before sending, so a client never sees it uncounted
             self.server.emulator.responses[reply.status] += 1
         self.send_response(reply.status)
         for name, value in reply.headers.items():
             self.send_header(name, value)
         if reply.status != 204:  # a 204 carries neither body nor Content-Length
-            self.send_header("Content-Type", self.server.emulator.CONTENT_TYPE)
+            if "Content-Type" not in reply.headers:
+                self.send_header("Content-Type", self.server.emulator.CONTENT_TYPE)
             self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)

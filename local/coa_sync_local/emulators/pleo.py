@@ -1,41 +1,66 @@
-"""A Pleo Chart of Accounts API emulator: a real HTTP server on 127.0.0.1.
+"""A Pleo Chart of Accounts API emulator: a real HTTP server on 127.0.0.1, as strict as the spec.
 
-Modelled on Pleo's public docs (OpenAPI "Chart of Accounts API" v24.9.0 and the how-tos),
-never on our own client, so tests against it catch our misreadings rather than repeat them.
-It serves:
+Modelled on Pleo's published OpenAPI definition ("Chart of Accounts API" 24.9.0) and its how-tos,
+never on our own client, so tests against it catch our misreadings rather than repeat them. Every
+request is checked against pleo-chart-of-accounts.yaml (the definition's six account endpoints) by
+openapi-core, and refused as the spec would refuse it; where the spec is silent, the emulator takes
+the strictest plausible reading, so a client that works here works whichever way Pleo reads it.
+`lenient=True` (`--lenient`) plays the how-to's reading of the one point where the two disagree.
 
-    POST   /v1/chart-of-accounts:search      cursor-paginated search (limit, after, before)
+    POST   /v1/chart-of-accounts:search      cursor pages (limit, after, before, offset)
     POST   /v1/chart-of-accounts/batch       1..1000 items; 201 with data.created / data.failed
-    POST   /v1/chart-of-accounts             single create; 409 if the externalId exists
+    POST   /v1/chart-of-accounts             single create: 201, 200 matched existing, 409
     GET    /v1/chart-of-accounts/{id}
-    PUT    /v1/chart-of-accounts/{id}        full update (absent optional fields become null)
+    PUT    /v1/chart-of-accounts/{id}        replaces the whole record
     DELETE /v1/chart-of-accounts/{id}        204, or 409 for an account flagged `linked`
 
-Where the docs are silent, this is our reading (tests pin it down):
+Behaviour, and its source: SPEC is the published definition (pleo-chart-of-accounts.yaml), HOW-TO
+Pleo's how-tos, READING the strictest plausible reading where both are silent (the client must cope
+with every plausible reading, so the emulator takes the one that refuses most), OURS what no Pleo
+document covers and the emulator needs to be usable.
 
-- Search status filter: if `archived` is given (true/false) it filters by it; else
-  `includeArchived: true` returns active and archived accounts; else only active ones.
-  `externalId`, `code` and `name` match exactly; `codes` and `ids` match any listed value.
-- Order is creation order. A cursor is the base32 of an account's creation sequence
-  number (not an offset), so cursors stay valid while accounts are created or deleted.
-  `total` counts every account matching the filter, not just the page.
-- Pleo does not document its error body; we answer `{"status", "error", "message"}`,
-  with a message naming the field (and item index) that was wrong.
-- `companyId` and account ids must be UUIDs (400 otherwise). A blank (whitespace-only)
-  externalId is EXTERNAL_ID_EMPTY, as a blank name is NAME_EMPTY. Batch items are
-  created in order, so an externalId created earlier in the same batch makes a later
-  item fail with EXTERNAL_ID_ALREADY_EXISTS.
-- A credential (bearer token, or API key as HTTP basic user with an empty password)
-  belongs to one company: another company's `companyId` is 403, another company's
-  account id is 404.
-- Rate limiting is a per-credential sliding window over admitted requests. Every response
-  carries X-RateLimit-Limit and X-RateLimit-Remaining; a 429 also carries Retry-After
-  (whole seconds, at least 1) and X-RateLimit-Reset-Ms (for windows scaled down in tests).
+    SPEC     required fields, types, formats (uuid), lengths (externalId 1..255, name and code 0..255),
+             1..1000 batch items, enums, cursor pattern ^[A-Z2-7=~]+$: else 400
+    SPEC     search requires companyId, excludeIfAssignedToCategory, excludeIfAssignedToContraAccount
+    SPEC     `after` with `before`, `offset` with a cursor: 400
+    SPEC     batch answers 201 even when items fail; reasons EXTERNAL_ID_ALREADY_EXISTS,
+             EXTERNAL_ID_EMPTY, NAME_EMPTY, OTHER
+    SPEC     single create: 201 created, 200 "request matched existing account", 409 externalId exists
+    SPEC     PUT 400 "tax code does not exist in Pleo"; DELETE 409 for an account linked to entries
+    SPEC     pagination: hasNextPage, hasPreviousPage, currentRequestPagination, total, and
+             startCursor/endCursor (strings: left out of an empty page, never null)
+    SPEC     credentials: the API key as HTTP basic user with an empty password, or a Bearer token
+    HOW-TO   credentials are checked before routing: an unknown path without them is 401
+    READING  includeArchived is ignored: it is not in the spec, only in the sync how-to
+             (--lenient: honoured when `archived` is absent, as the how-to reads)
+    READING  a search without `archived` returns active accounts only (undocumented)
+    READING  a limit under 1 or over 100 is a 400, not silently capped (no maximum documented;
+             a public client notes 100 on another Pleo search)
+    READING  PUT replaces the whole record: what the body leaves out, metadata too, becomes null
+    READING  a field the schema refuses fails the whole batch (400: "contains invalid input"), so
+             over-long items never get the per-item EXTERNAL_ID_TOO_LONG, NAME_TOO_LONG, CODE_TOO_LONG
+    READING  a blank (whitespace) externalId or name is EXTERNAL_ID_EMPTY / NAME_EMPTY
+             (PUT and single create: 400), as the reasons' names say
+    READING  single create answers 200 only when every field it sends equals the existing
+             account's ("matched" is undocumented); otherwise 409
+    READING  a JSON body is read as the spec's application/json;charset=UTF-8 whatever its
+             parameters; any other media type is 415
+    OURS     an unknown taxCodeExternalId, when the company has a tax-code list: OTHER / PUT 400
+    OURS     sorting_keys is a 400 ("not emulated"): coa-sync never sorts
+    OURS     order is creation order; a cursor is the base32 of an account's sequence number, so it
+             stays valid while accounts are created or deleted
+    OURS     error bodies {"status", "error", "message"}, the message naming the field
+             (`body items[1].name`); Pleo documents no error body
+    OURS     a credential belongs to one company: another company's companyId is 403, its ids 404
+    OURS     rate limit: Pleo's 600/min as a per-credential sliding window; X-RateLimit-Limit and
+             -Remaining on every answer, 429 with Retry-After (whole seconds) and X-RateLimit-Reset-Ms
+             (Pleo documents no rate-limit headers)
 
-Faults (`inject`, `chaos`) let tests play the failures a real network and a real Pleo
-produce: 5xx, 429, slow answers and connections dropped before or after the work.
+With COA_SYNC_PLEO_CONTRACT_LOG set (see pleo_contract), every answer is checked against the
+document too, and violations are logged. Faults (`inject`, `chaos`) let tests play the failures a real
+network and a real Pleo produce: 5xx, 429, slow answers and connections dropped before or after the work.
 
-Run it by hand: `python -m coa_sync_local.emulators.pleo --company UUID --api-key KEY`.
+Run it by hand: `python -m coa_sync_local.emulators.pleo --company UUID --api-key KEY` (`--help` for more).
 """
 
 from __future__ import annotations
@@ -48,7 +73,6 @@ import http
 import itertools
 import json
 import math
-import re
 import signal
 import uuid
 from bisect import bisect_left, bisect_right
@@ -57,34 +81,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote
 
-from coa_sync_local.emulators import _base
+from coa_sync_local.emulators import _base, pleo_contract
 from coa_sync_local.emulators._base import HOST, MAX_BODY_BYTES, EmulatorBase, Reply, serve_until_stopped
+from coa_sync_local.emulators.pleo_auth import AuthorizationServer
 
-MAX_BATCH_ITEMS = 1000
-MAX_TEXT_LENGTH = 255
 ENDPOINTS = ("search", "batch_create", "create", "get", "put", "delete")
+# Requests sent by coa-sync's own Pleo client carry this User-Agent: the contract log names the ones refused.
+CLIENT_AGENT = "coa-sync"
 
 EXTERNAL_ID_ALREADY_EXISTS = "EXTERNAL_ID_ALREADY_EXISTS"
 EXTERNAL_ID_EMPTY = "EXTERNAL_ID_EMPTY"
-EXTERNAL_ID_TOO_LONG = "EXTERNAL_ID_TOO_LONG"
 NAME_EMPTY = "NAME_EMPTY"
-NAME_TOO_LONG = "NAME_TOO_LONG"
-CODE_TOO_LONG = "CODE_TOO_LONG"
 OTHER = "OTHER"
 
 # What a single create or a PUT says in its 400 for the reason a batch item would get.
 _REASON_TEXT = {
-    EXTERNAL_ID_EMPTY: "externalId must not be empty",
-    EXTERNAL_ID_TOO_LONG: f"externalId must be at most {MAX_TEXT_LENGTH} characters",
+    EXTERNAL_ID_EMPTY: "externalId must not be blank",
     NAME_EMPTY: "name must not be empty",
-    NAME_TOO_LONG: f"name must be at most {MAX_TEXT_LENGTH} characters",
-    CODE_TOO_LONG: f"code must be at most {MAX_TEXT_LENGTH} characters",
-    OTHER: "taxCodeExternalId: tax code does not exist",
+    OTHER: "taxCodeExternalId: tax code does not exist in Pleo",
 }
-_TYPE_NAMES = {str: "a string", bool: "a boolean", dict: "an object", list: "an array"}
-_CURSOR_PATTERN = re.compile(r"^[A-Z2-7=~]+$")
 _COLLECTION = "/v1/chart-of-accounts"
 _SEED_KEYS = {"externalId", "name", "code", "archived", "taxCodeExternalId", "metadata", "linked"}
+_WRITABLE = (("external_id", "externalId"), ("name", "name"), ("archived", "archived"), ("code", "code"),
+             ("tax_code_external_id", "taxCodeExternalId"), ("metadata", "metadata"))
 
 
 class ApiError(_base.ApiError):
@@ -102,77 +121,38 @@ class _Request:
     body: bytes
 
     def json(self) -> dict:
-        try:
-            value = json.loads(self.body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ApiError(400, f"body is not valid JSON: {error}") from None
-        if not isinstance(value, dict):
-            raise ApiError(400, "body must be a JSON object")
-        return value
+        return json.loads(self.body)  # the contract has checked it is a JSON object
+
+    def arg(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
 
 
-# --- request validation -------------------------------------------------------------
+def _fields(obj: dict) -> dict:
+    """The writable fields of a create request, batch item or PUT body (the contract checked their types);
+    what it leaves out is None."""
+    return {attribute: copy.deepcopy(obj.get(key)) for attribute, key in _WRITABLE}
 
 
-def _field(obj: dict, key: str, kind: type, where: str = "", *, required: bool = False):
-    """obj[key] checked against a JSON type; None when absent or null (400 if required)."""
-    name = f"{where}.{key}" if where else key
-    value = obj.get(key)
-    if value is None:
-        if required:
-            raise ApiError(400, f"{name} is required")
-        return None
-    if not isinstance(value, kind):
-        raise ApiError(400, f"{name} must be {_TYPE_NAMES[kind]}")
-    return value
-
-
-def _string_list(obj: dict, key: str) -> list[str] | None:
-    values = _field(obj, key, list)
-    for index, value in enumerate(values or ()):
-        if not isinstance(value, str):
-            raise ApiError(400, f"{key}[{index}] must be a string")
-    return values
-
-
-def _uuid(value: str, name: str) -> str:
-    """The canonical (lower-case) form of a UUID, so comparisons ignore spelling; else 400."""
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise ApiError(400, f"{name} must be a UUID, got {value!r}") from None
-
-
-def _account_fields(obj: object, where: str = "") -> dict:
-    """The writable fields of a create request or batch item, type-checked (400 if wrong)."""
-    if not isinstance(obj, dict):
-        raise ApiError(400, f"{where or 'body'} must be an object")
-    return {
-        "external_id": _field(obj, "externalId", str, where, required=True),
-        "name": _field(obj, "name", str, where, required=True),
-        "archived": _field(obj, "archived", bool, where, required=True),
-        "code": _field(obj, "code", str, where),
-        "tax_code_external_id": _field(obj, "taxCodeExternalId", str, where),
-        "metadata": _field(obj, "metadata", dict, where),
-    }
+def _uuid(value: str) -> str:
+    """The canonical (lower-case) form of a UUID the contract has checked, so comparisons ignore spelling."""
+    return str(uuid.UUID(value))
 
 
 # --- cursors and pages --------------------------------------------------------------
 
 
 def _encode_cursor(seq: int) -> str:
-    return base64.b32encode(seq.to_bytes(8, "big")).decode()
+    return base64.b32encode(seq.to_bytes(8, "big")).decode()  # A-Z, 2-7 and '=': the spec's cursor pattern
 
 
 def _decode_cursor(cursor: str, name: str) -> int:
     try:
-        if not _CURSOR_PATTERN.match(cursor):
-            raise ValueError(cursor)
         raw = base64.b32decode(cursor)
         if len(raw) != 8:
             raise ValueError(cursor)
     except (ValueError, binascii.Error):
-        raise ApiError(400, f"{name} is not a valid cursor: {cursor!r}") from None
+        raise ApiError(400, f"query {name}: {cursor!r} is not a cursor this server gave out") from None
     return int.from_bytes(raw, "big")
 
 
@@ -181,26 +161,30 @@ class _PageParams:
     limit: int
     after: int | None
     before: int | None
+    offset: int | None
     echo: dict  # pagination.currentRequestPagination
 
 
-def _page_params(query: dict[str, list[str]], default_size: int, cap: int) -> _PageParams:
-    after, before = query.get("after", [None])[0], query.get("before", [None])[0]
+def _page_params(request: _Request, default_size: int, cap: int) -> _PageParams:
+    after, before, offset = request.arg("after"), request.arg("before"), request.arg("offset")
     if after is not None and before is not None:
-        raise ApiError(400, "give either after or before, not both")
-    raw_limit = query.get("limit", [None])[0]
-    limit = default_size
-    if raw_limit is not None:
-        if not raw_limit.isdigit() or int(raw_limit) < 1:
-            raise ApiError(400, f"limit must be a positive integer, got {raw_limit!r}")
-        limit = int(raw_limit)
-    limit = min(limit, cap)  # the server caps the page size, as Pleo's does
-    echo: dict = {"sortingKeys": [], "sortingOrder": [], "parameters": {}, "limit": limit}
+        raise ApiError(400, "query: give either after or before, not both")
+    if offset is not None and (after is not None or before is not None):
+        raise ApiError(400, "query: offset cannot be used together with after or before")
+    if request.arg("sorting_keys") is not None:
+        raise ApiError(400, "query sorting_keys: sorting is not emulated (coa-sync does not sort)")
+    limit = request.arg("limit")
+    # Within the contract's 1..100, the server may still serve fewer than asked (tests shrink the cap).
+    size = min(default_size if limit is None else int(limit), cap)
+    echo: dict = {"parameters": {}, "limit": size, "sortingKeys": [], "sortingOrder": []}
     echo.update({k: v for k, v in (("after", after), ("before", before)) if v is not None})
+    if offset is not None:
+        echo["offset"] = int(offset)
     return _PageParams(
-        limit=limit,
+        limit=size,
         after=None if after is None else _decode_cursor(after, "after"),
         before=None if before is None else _decode_cursor(before, "before"),
+        offset=None if offset is None else int(offset),
         echo=echo,
     )
 
@@ -212,6 +196,10 @@ def _page(accounts: list[_Account], seqs: list[int], keep: Callable[[_Account], 
         return filter(keep, map(accounts.__getitem__, indices))
 
     limit = params.limit
+    if params.offset is not None:
+        items = list(itertools.islice(walk(range(len(accounts))), params.offset, params.offset + limit + 1))
+        has_previous = params.offset > 0 and any(itertools.islice(walk(range(len(accounts))), 1))
+        return items[:limit], has_previous, len(items) > limit
     if params.before is None:
         start = 0 if params.after is None else bisect_right(seqs, params.after)
         items = list(itertools.islice(walk(range(start, len(accounts))), limit + 1))
@@ -251,6 +239,9 @@ class _Account:
             "metadata": copy.deepcopy(self.metadata),
         }
 
+    def matches(self, fields: dict) -> bool:
+        return all(getattr(self, attribute) == fields[attribute] for attribute, _ in _WRITABLE)
+
 
 @dataclass
 class _Company:
@@ -282,43 +273,24 @@ class _Company:
             return len(self.accounts)
         return self.archived_count if archived else len(self.accounts) - self.archived_count
 
-    def content_reasons(self, name: str, code: str | None, tax_code: str | None) -> list[str]:
+    def content_reasons(self, fields: dict) -> list[str]:
+        """What the per-item reasons say of fields the contract let through (lengths are its own 400)."""
         reasons = []
-        if not name.strip():
+        if fields["external_id"] is not None and not fields["external_id"].strip():
+            reasons.append(EXTERNAL_ID_EMPTY)
+        if not fields["name"].strip():
             reasons.append(NAME_EMPTY)
-        if len(name) > MAX_TEXT_LENGTH:
-            reasons.append(NAME_TOO_LONG)
-        if code is not None and len(code) > MAX_TEXT_LENGTH:
-            reasons.append(CODE_TOO_LONG)
+        tax_code = fields["tax_code_external_id"]
         if tax_code is not None and self.tax_codes is not None and tax_code not in self.tax_codes:
             reasons.append(OTHER)
         return reasons
-
-    def create_reasons(self, fields: dict) -> list[str]:
-        external_id = fields["external_id"]
-        reasons = []
-        if not external_id.strip():
-            reasons.append(EXTERNAL_ID_EMPTY)
-        if len(external_id) > MAX_TEXT_LENGTH:
-            reasons.append(EXTERNAL_ID_TOO_LONG)
-        if external_id in self.by_external_id:
-            reasons.append(EXTERNAL_ID_ALREADY_EXISTS)
-        return reasons + self.content_reasons(fields["name"], fields["code"], fields["tax_code_external_id"])
 
 
 def _seed_fields(spec: dict) -> dict:
     unknown = set(spec) - _SEED_KEYS
     if unknown or "externalId" not in spec or "name" not in spec:
         raise ValueError(f"seed account needs externalId and name, may have {sorted(_SEED_KEYS)}: {spec!r}")
-    return {
-        "external_id": spec["externalId"],
-        "name": spec["name"],
-        "archived": bool(spec.get("archived", False)),
-        "code": spec.get("code"),
-        "tax_code_external_id": spec.get("taxCodeExternalId"),
-        "metadata": copy.deepcopy(spec.get("metadata")),
-        "linked": bool(spec.get("linked", False)),
-    }
+    return {**_fields(spec), "archived": bool(spec.get("archived", False)), "linked": bool(spec.get("linked", False))}
 
 
 # --- the emulator -------------------------------------------------------------------
@@ -327,9 +299,11 @@ def _seed_fields(spec: dict) -> dict:
 class PleoEmulator(EmulatorBase):
     """Pleo's Chart of Accounts API, in memory, served over HTTP on 127.0.0.1.
 
-    `calls` counts admitted requests that reached an endpoint's handler (including those it
-    answered 4xx; not 401s, 429s or injected faults that skip the work), keyed by ENDPOINTS.
-    `responses` counts every response sent, by status; `faults_fired` counts faults by kind.
+    `calls` counts admitted requests that reached an endpoint (including those it answered 4xx, those
+    the contract refused too; not 401s, 429s or injected faults that skip the work), keyed by ENDPOINTS.
+    `responses` counts every response sent, by status; `faults_fired` counts faults by kind;
+    `violations` lists what broke the contract: requests from coa-sync's client that it refused, and,
+    while responses are checked (pleo_contract), answers of this emulator that it refuses.
     """
 
     NAME = "pleo"
@@ -347,12 +321,18 @@ class PleoEmulator(EmulatorBase):
         rate_limit: int = 600,
         rate_window_seconds: float = 60.0,
         port: int = 0,
+        lenient: bool = False,
+        token_ttl: float = 900.0,
     ):
         if page_size_cap < 1 or default_page_size < 1 or rate_limit < 1 or rate_window_seconds <= 0:
             raise ValueError("page sizes and rate_limit must be >= 1, rate_window_seconds > 0")
         super().__init__(rate_limit=rate_limit, rate_window_seconds=rate_window_seconds, port=port)
         self.page_size_cap = page_size_cap
         self.default_page_size = min(default_page_size, page_size_cap)
+        self.lenient = lenient
+        self.violations: list[dict] = []
+        # Pleo's authorisation server, on the same port (/oauth/...): see pleo_auth.
+        self.oauth = AuthorizationServer(token_ttl=token_ttl, companies=lambda: list(self._companies))
         self._companies: dict[str, _Company] = {}
         self._by_id: dict[str, _Account] = {}
         self._credentials: dict[tuple[str, str], str] = {}  # ("basic"|"bearer", secret) -> company
@@ -403,6 +383,10 @@ class PleoEmulator(EmulatorBase):
             self._companies[company_id] = company
             self._credentials.update(dict.fromkeys(credentials, company_id))
 
+    def add_oauth_client(self, client_id: str, client_secret: str, redirect_uris: Iterable[str]) -> None:
+        """Register an OAuth client (an integration) with its exact redirect URIs; see pleo_auth."""
+        self.oauth.add_client(client_id, client_secret, redirect_uris)
+
     def add_tax_codes(self, company_id: str, tax_codes: Iterable[str]) -> None:
         """Tax codes created in Pleo later (how a user fixes an item that failed for its tax code)."""
         with self._lock:
@@ -430,12 +414,36 @@ class PleoEmulator(EmulatorBase):
         # so this replaces the base's route-then-_authenticate order; _route and _credential are Pleo's own.
         if body is None:
             raise ApiError(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
+        path, _, query = target.partition("?")
+        path = unquote(path)
+        if path.startswith("/oauth/"):  # the authorisation server: no API credentials, its own errors
+            return self.oauth.handle(method, path, query, headers, body)
         credential, company_id = self._credential(headers.get("Authorization"))
         always.update(self._rate_headers(self._admit(credential)))
-        path, _, query = target.partition("?")
-        endpoint, account_id = _route(method, unquote(path))
+        endpoint, account_id = _route(method, path)
         request = _Request(company_id, account_id, parse_qs(query, keep_blank_values=True), body)
-        return self._serve_endpoint(endpoint, lambda: Reply(*self._handlers[endpoint](request)))
+
+        def serve() -> Reply:
+            problem = pleo_contract.request_problem(method, path, query, headers, body)
+            if problem is not None:
+                if (headers.get("User-Agent") or "").startswith(CLIENT_AGENT):
+                    self._violation("request", endpoint, problem.status, problem.message)
+                raise ApiError(problem.status, problem.message)
+            return Reply(*self._handlers[endpoint](request))
+
+        reply = self._serve_endpoint(endpoint, serve)
+        if pleo_contract.checking_responses() and not reply.drop:
+            payload = b"" if reply.payload is None else json.dumps(reply.payload).encode()
+            problem = pleo_contract.response_problem(method, path, query, headers, body, reply.status,
+                                                     self.CONTENT_TYPE, payload)
+            if problem is not None:
+                self._violation("response", endpoint, reply.status, problem)
+        return reply
+
+    def _violation(self, kind: str, endpoint: str, status: int, problem: str) -> None:
+        with self._lock:
+            self.violations.append({"kind": kind, "endpoint": endpoint, "status": status, "problem": problem})
+        pleo_contract.log_violation(kind, endpoint, status, problem)
 
     def _error_body(self, error: _base.ApiError) -> dict:
         return {"status": error.status, "error": http.HTTPStatus(error.status).phrase, "message": error.message}
@@ -453,9 +461,16 @@ class PleoEmulator(EmulatorBase):
                 user, colon, password = "", "", ""
             if colon and not password:  # the API key is the user name; the password is empty
                 credential = ("basic", user)
+        why = None
         with self._lock:
             company_id = self._credentials.get(credential) if credential and credential[1] else None
+        if company_id is None and credential is not None and credential[0] == "bearer":
+            company_id, why = self.oauth.company_for(credential[1])
+            credential = ("oauth", company_id)  # one rate window per company, however often tokens rotate
         if company_id is None:
+            if why:  # an OAuth access token that expired or was revoked (RFC 6750)
+                raise ApiError(401, f"invalid_token: {why}", {"WWW-Authenticate": f'Bearer error="invalid_token", '
+                                                                               f'error_description="{why}"'})
             raise ApiError(
                 401,
                 "missing or unknown credentials: send 'Authorization: Bearer <token>' or basic auth "
@@ -469,10 +484,12 @@ class PleoEmulator(EmulatorBase):
     def _search(self, request: _Request) -> tuple[int, dict]:
         body = request.json()
         company = self._company_for(request, body)
-        params = _page_params(request.query, self.default_page_size, self.page_size_cap)
-        status = _field(body, "archived", bool)
-        if status is None and not _field(body, "includeArchived", bool):
-            status = False  # neither given: active accounts only
+        params = _page_params(request, self.default_page_size, self.page_size_cap)
+        status = body.get("archived")
+        if status is None:
+            # Strict: the spec has no includeArchived and does not say what an absent `archived` returns:
+            # active accounts only. Lenient: the how-to's `includeArchived: true` adds the archived ones.
+            status = None if self.lenient and body.get("includeArchived") is True else False
         conditions, candidates = self._search_filter(company, body)
 
         def keep(account: _Account) -> bool:
@@ -486,26 +503,26 @@ class PleoEmulator(EmulatorBase):
             "hasPreviousPage": has_previous,
             "hasNextPage": has_next,
             "currentRequestPagination": params.echo,
-            "startCursor": _encode_cursor(items[0].seq) if items else None,
-            "endCursor": _encode_cursor(items[-1].seq) if items else None,
             "total": total,
         }
+        if items:  # the spec's cursors are strings, never null: an empty page has none
+            pagination |= {"startCursor": _encode_cursor(items[0].seq), "endCursor": _encode_cursor(items[-1].seq)}
         return 200, {"data": [account.to_api() for account in items], "pagination": pagination}
 
     def _search_filter(self, company: _Company, body: dict) -> tuple[list, list[_Account] | None]:
         """The field conditions, and the accounts an index narrows them to (None: walk all)."""
         conditions: list[Callable[[_Account], bool]] = []
         for key, attribute in (("externalId", "external_id"), ("code", "code"), ("name", "name")):
-            value = _field(body, key, str)
+            value = body.get(key)
             if value is not None:
                 conditions.append(lambda account, a=attribute, v=value: getattr(account, a) == v)
-        codes = _string_list(body, "codes")
+        codes = body.get("codes")
         if codes is not None:
             conditions.append(lambda account, wanted=frozenset(codes): account.code in wanted)
         candidates = None
-        ids = _string_list(body, "ids")
+        ids = body.get("ids")
         if ids is not None:
-            wanted_ids = frozenset(_uuid(value, f"ids[{index}]") for index, value in enumerate(ids))
+            wanted_ids = frozenset(_uuid(value) for value in ids if value is not None)
             conditions.append(lambda account: account.id in wanted_ids)
             candidates = [self._by_id[i] for i in wanted_ids if i in self._by_id]
         external_id = body.get("externalId")
@@ -519,14 +536,11 @@ class PleoEmulator(EmulatorBase):
     def _batch_create(self, request: _Request) -> tuple[int, dict]:
         body = request.json()
         company = self._company_for(request, body)
-        items = _field(body, "items", list, required=True)
-        if not 1 <= len(items) <= MAX_BATCH_ITEMS:
-            raise ApiError(400, f"items must hold 1..{MAX_BATCH_ITEMS} accounts, got {len(items)}")
-        # A malformed item fails the whole request before anything is created.
-        parsed = [_account_fields(item, f"items[{index}]") for index, item in enumerate(items)]
         created, failed = [], []
-        for fields, item in zip(parsed, items, strict=True):
-            reasons = company.create_reasons(fields)
+        for item in body["items"]:  # in order: an externalId created earlier in the batch exists for later items
+            fields = _fields(item)
+            reasons = ([EXTERNAL_ID_ALREADY_EXISTS] if fields["external_id"] in company.by_external_id else []) \
+                + company.content_reasons(fields)
             if reasons:
                 failed.append({"reasons": reasons, "request": item})
             else:
@@ -536,12 +550,14 @@ class PleoEmulator(EmulatorBase):
     def _create(self, request: _Request) -> tuple[int, dict]:
         body = request.json()
         company = self._company_for(request, body)
-        fields = _account_fields(body)
-        reasons = company.create_reasons(fields)
-        invalid = [_REASON_TEXT[reason] for reason in reasons if reason != EXTERNAL_ID_ALREADY_EXISTS]
+        fields = _fields(body)
+        invalid = company.content_reasons(fields)
         if invalid:
-            raise ApiError(400, "; ".join(invalid))
-        if reasons:
+            raise ApiError(400, "; ".join(_REASON_TEXT[reason] for reason in invalid))
+        existing = company.by_external_id.get(fields["external_id"])
+        if existing is not None:
+            if existing.matches(fields):  # "Request matched existing account."
+                return 200, {"data": existing.to_api()}
             raise ApiError(409, f"an account with externalId {fields['external_id']!r} already exists")
         return 201, {"data": self._insert(company, fields).to_api()}
 
@@ -550,19 +566,15 @@ class PleoEmulator(EmulatorBase):
 
     def _put(self, request: _Request) -> tuple[int, dict]:
         account = self._account_for(request)
-        body = request.json()
-        archived = _field(body, "archived", bool, required=True)
-        name = _field(body, "name", str, required=True)
-        code = _field(body, "code", str)
-        tax_code = _field(body, "taxCodeExternalId", str)
-        metadata = _field(body, "metadata", dict)
-        reasons = self._companies[account.company_id].content_reasons(name, code, tax_code)
+        fields = {**_fields(request.json()), "external_id": None}  # externalId is not writable here
+        company = self._companies[account.company_id]
+        reasons = company.content_reasons(fields)
         if reasons:
             raise ApiError(400, "; ".join(_REASON_TEXT[reason] for reason in reasons))
-        # Full replace: what the body leaves out becomes null; id, companyId, externalId stay.
-        account.name, account.code, account.tax_code_external_id = name, code, tax_code
-        account.metadata = metadata
-        self._companies[account.company_id].set_archived(account, archived)
+        # Replaces the whole record: what the body leaves out becomes null; id, companyId, externalId stay.
+        account.name, account.code = fields["name"], fields["code"]
+        account.tax_code_external_id, account.metadata = fields["tax_code_external_id"], fields["metadata"]
+        company.set_archived(account, fields["archived"])
         return 200, {"data": account.to_api()}
 
     def _delete(self, request: _Request) -> tuple[int, None]:
@@ -574,13 +586,13 @@ class PleoEmulator(EmulatorBase):
         return 204, None
 
     def _company_for(self, request: _Request, body: dict) -> _Company:
-        company_id = _uuid(_field(body, "companyId", str, required=True), "companyId")
+        company_id = _uuid(body["companyId"])
         if company_id != request.company_id:
             raise ApiError(403, f"the credential may not access company {company_id}")
         return self._companies[company_id]
 
     def _account_for(self, request: _Request) -> _Account:
-        account = self._by_id.get(_uuid(request.account_id, "accountId"))
+        account = self._by_id.get(_uuid(request.account_id or ""))
         if account is None or account.company_id != request.company_id:
             raise ApiError(404, f"no account {request.account_id}")
         return account
@@ -613,10 +625,23 @@ def _route(method: str, path: str) -> tuple[str, str | None]:
 # --- CLI ----------------------------------------------------------------------------
 
 
+READINGS = """where Pleo's spec is silent, this emulator takes the strictest plausible reading:
+  - includeArchived (a field of the sync how-to, not of the spec) is ignored
+  - a search without `archived` returns active accounts only
+  - a limit under 1 or over 100 is a 400 (no maximum is documented)
+  - PUT replaces the whole record: what the body leaves out, metadata too, becomes null
+  - a field the schema refuses fails a whole batch (400), not just its item
+  - single create answers 200 "matched existing account" only when every field it sends is equal
+--lenient plays the how-to's reading instead: includeArchived: true (without `archived`) returns
+archived accounts too. Every request is checked against pleo-chart-of-accounts.yaml."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m coa_sync_local.emulators.pleo",
         description="Serve an emulated Pleo Chart of Accounts API on 127.0.0.1 until Ctrl-C.",
+        epilog=READINGS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", default=HOST, choices=[HOST], help="loopback only")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port (default 8080)")
@@ -627,14 +652,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--accounts", type=Path, help="JSON file: a list of accounts to seed the company with"
     )
-    parser.add_argument("--page-size-cap", type=int, default=100)
+    parser.add_argument("--page-size-cap", type=int, default=100,
+                        help="serve at most this many accounts a page (1..100; default 100)")
     parser.add_argument("--rate-limit", type=int, default=600, help="requests per minute per credential")
+    parser.add_argument("--lenient", action="store_true",
+                        help="honour the how-to's includeArchived (default: the spec's strict reading)")
+    oauth = parser.add_argument_group("Pleo's OAuth 2.0 authorisation server (/oauth/authorize, /oauth/token)")
+    oauth.add_argument("--oauth-client", action="append", default=[], metavar="ID:SECRET",
+                       help="an OAuth client that may connect companies (repeatable; a test credential)")
+    oauth.add_argument("--redirect-uri", action="append", default=[], metavar="URI",
+                       help="a redirect URI the clients registered, matched exactly (repeatable)")
+    oauth.add_argument("--token-ttl", type=float, default=900.0, metavar="SECONDS",
+                       help="access tokens' lifetime, expires_in (default 900: Pleo's 15 minutes)")
     args = parser.parse_args(argv)
     if len(args.company) != len(args.api_key):
         parser.error("give one --api-key per --company")
     if args.accounts and len(args.company) != 1:
         parser.error("--accounts seeds one company: give exactly one --company")
-    emulator = PleoEmulator(port=args.port, page_size_cap=args.page_size_cap, rate_limit=args.rate_limit)
+    emulator = PleoEmulator(port=args.port, page_size_cap=args.page_size_cap, rate_limit=args.rate_limit,
+                            lenient=args.lenient, token_ttl=args.token_ttl)
+    for client in args.oauth_client:
+        client_id, colon, secret = client.partition(":")
+        if not colon or not client_id or not secret:
+            parser.error(f"--oauth-client takes ID:SECRET, not {client!r}")
+        emulator.add_oauth_client(client_id, secret, args.redirect_uri)
     try:
         seed = json.loads(args.accounts.read_text()) if args.accounts else []
         for company_id, api_key in zip(args.company, args.api_key, strict=True):

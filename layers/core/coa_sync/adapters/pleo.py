@@ -1,7 +1,9 @@
 """Pleo's Chart of Accounts API over httpx.
 
 Retries only what may succeed later (429, 5xx, timeouts, dropped connections), honouring
-Retry-After; every other error is permanent and raised at once. Credentials live in the
+Retry-After; every other error is permanent and raised at once. With OAuth, each request carries the
+token coa_sync.tokens hands out (refreshed before it expires), and a 401 is sent again once with a
+refreshed token; an authorisation Pleo refused for good raises tokens.ReauthRequired. Credentials live in the
 httpx client only: they are never logged, and errors carry Pleo's message, not our request.
 
 httpx is imported when the first client is made (as boto3 is, see adapters.aws): the writer
@@ -14,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import SecretStr, ValidationError
 
@@ -22,6 +24,7 @@ from coa_sync.adapters import http as retries
 from coa_sync.adapters.http import error_message, is_transient, tls
 from coa_sync.models import AccountFields, ItemError, Model, PleoAccount, TargetSnapshot
 from coa_sync.ratelimit import SlidingWindowLimiter
+from coa_sync.tokens import TokenRefreshUnavailable
 
 if TYPE_CHECKING:
     import httpx
@@ -56,6 +59,13 @@ class PleoCredentials(Model):
         if self.access_token is not None:
             return {"Authorization": f"Bearer {self.access_token.get_secret_value()}"}
         return {}
+
+
+class BearerTokens(Protocol):
+    """OAuth access tokens that refresh themselves (coa_sync.tokens.AccessTokens)."""
+
+    def current(self) -> str: ...
+    def after_rejection(self, rejected: str) -> str: ...
 
 
 class PleoError(Exception):
@@ -95,7 +105,7 @@ class PleoClient:
     def __init__(
         self,
         base_url: str,
-        credentials: PleoCredentials,
+        credentials: PleoCredentials | BearerTokens,
         *,
         limiter: SlidingWindowLimiter,
         timeout: float = 15.0,
@@ -106,14 +116,16 @@ class PleoClient:
         observe: Callable[[str, int, float], None] | None = None,
         page_size: int = PAGE_SIZE,
     ) -> None:
-        if credentials.api_key is None and credentials.access_token is None:
-            raise ValueError("Pleo credentials need an apiKey or an accessToken")
         import httpx
 
+        static = credentials if isinstance(credentials, PleoCredentials) else None
+        if static is not None and static.api_key is None and static.access_token is None:
+            raise ValueError("Pleo credentials need an apiKey or an accessToken")
+        self._tokens = None if static is not None else credentials
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
-            auth=credentials.auth(),
-            headers={**credentials.headers(), "Accept": "application/json", "User-Agent": USER_AGENT},
+            auth=static.auth() if static else None,
+            headers={**(static.headers() if static else {}), "Accept": "application/json", "User-Agent": USER_AGENT},
             timeout=timeout,
             transport=transport,
             verify=tls(),
@@ -235,19 +247,27 @@ class PleoClient:
     def _request(self, kind: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         import httpx
 
-        if "json" in kwargs:
-            kwargs["headers"] = {"Content-Type": CONTENT_TYPE}  # httpx would send plain application/json
-        for attempt in range(1, self._max_attempts + 1):
+        headers = {"Content-Type": CONTENT_TYPE} if "json" in kwargs else {}  # httpx would send application/json
+        attempt, rejected, refreshed = 0, None, False
+        while True:
+            attempt += 1
+            if self._tokens is not None:  # refreshed before it expires; after a 401, once
+                headers["Authorization"] = f"Bearer {self._bearer(rejected)}"
+                rejected = None
             self._limiter.acquire()
             API_CALLS[kind] += 1
             started = time.monotonic()
             try:
-                response = self._http.request(method, path, **kwargs)
+                response = self._http.request(method, path, headers=headers, **kwargs)
             except httpx.TransportError as exc:  # timeouts, refused and dropped connections
                 self._observe(kind, 0, time.monotonic() - started)
                 problem, wait = type(exc).__name__, retries.backoff(attempt)
             else:
                 self._observe(kind, response.status_code, time.monotonic() - started)
+                if response.status_code == 401 and self._tokens is not None and not refreshed:
+                    rejected, refreshed = headers["Authorization"].removeprefix("Bearer "), True
+                    attempt -= 1  # not a failed attempt: the same request, with a refreshed token
+                    continue
                 if is_transient(response.status_code):
                     problem = f"HTTP {response.status_code}"
                     wait = retries.wait_before_retry(response, attempt)
@@ -255,10 +275,16 @@ class PleoClient:
                     raise PleoRequestError(response.status_code, _message(response))
                 else:
                     return _json(response, kind)
-            if attempt == self._max_attempts or wait > self._max_wait:
+            if attempt >= self._max_attempts or wait > self._max_wait:
                 raise PleoTransientError(f"{kind}: {problem} after {attempt} attempt(s)")
             self._sleep(wait)
-        raise AssertionError("unreachable")
+
+    def _bearer(self, rejected: str | None) -> str:
+        assert self._tokens is not None
+        try:
+            return self._tokens.current() if rejected is None else self._tokens.after_rejection(rejected)
+        except TokenRefreshUnavailable as exc:  # worth trying again later, like any transient failure
+            raise PleoTransientError(str(exc)) from None
 
 
 def _json(response: httpx.Response, kind: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 if TYPE_CHECKING:
     from coa_sync.adapters.pleo import PleoCredentials
+    from coa_sync.tokens import OAuthCredentials
 
 CACHE_SECONDS = 300
 
@@ -35,16 +36,22 @@ def secret_json(secret_name: str) -> Any:
         raise SecretError(f"secret {secret_name!r} is not JSON") from None
 
 
-def pleo_credentials(secret_name: str) -> PleoCredentials:
+def pleo_credentials(secret_name: str) -> PleoCredentials | OAuthCredentials:
+    """An API key or a static token; or an OAuth connection (tokenUrl, clientId, clientSecret, refreshToken),
+    whose tokens the refresher reads fresh from the secret itself (coa_sync.tokens)."""
     from coa_sync.adapters.pleo import PleoCredentials
+    from coa_sync.tokens import OAuthCredentials
 
     value = secret_json(secret_name)
+    needs = "apiKey, accessToken, or tokenUrl, clientId, clientSecret and refreshToken (OAuth)"
     try:
+        if isinstance(value, dict) and "tokenUrl" in value:
+            return OAuthCredentials.model_validate(value)
         credentials = PleoCredentials.model_validate(value)
     except ValidationError:
-        raise SecretError(f"secret {secret_name!r} must be an object with apiKey or accessToken") from None
+        raise SecretError(f"secret {secret_name!r} must be an object with {needs}") from None
     if credentials.api_key is None and credentials.access_token is None:
-        raise SecretError(f"secret {secret_name!r} must be an object with apiKey or accessToken")
+        raise SecretError(f"secret {secret_name!r} must be an object with {needs}")
     return credentials
 
 

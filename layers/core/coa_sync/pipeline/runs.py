@@ -47,6 +47,14 @@ def fail(ledger: RunLedger, record: RunRecord, error: str, finished: Finished) -
     _close(ledger, record, finished, "failed", error)
 
 
+def fail_for(ledger: RunLedger, run_keys: list[tuple[str, str]], reasons: dict[str, str], finished: Finished) -> None:
+    """Fail each (tenant, run) with its tenant's reason (a tenant that needs reauth cannot go on)."""
+    for tenant_id, run_id in run_keys:
+        record = ledger.get(tenant_id, run_id)
+        if record is not None:
+            fail(ledger, record, reasons[tenant_id], finished)
+
+
 def planned(ledger: RunLedger, tenant_id: str, run_id: str, plan: Plan, dry_run: bool, finished: Finished) -> RunRecord:
     record = ledger.get(tenant_id, run_id)
     if record is None:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from coa_sync import signing
 from coa_sync.adapters.ledger import RunInProgressError
-from coa_sync.models import Model, RunRecord, RunRequest, Tenant, new_run_id
+from coa_sync.models import Model, RunRecord, RunRequest, Tenant, Trigger, new_run_id
 from coa_sync.pipeline.approve import ApprovalError
 from coa_sync.pipeline.runs import LOCK_TTL_SECONDS, RunLedger
 
@@ -49,6 +49,8 @@ class Webhook:
     start: Callable[[RunRequest], None]
     # (tenant, run_id) -> the reopened run; raises ApprovalError, LookupError or RunInProgressError
     approve: Callable[[str, str], RunRecord]
+    # tenant -> its Pleo OAuth connection ({"status": "connected" | "needs_reauth", ...}), None without one
+    connection: Callable[[str], dict[str, str] | None] = lambda _tenant_id: None
 
     def start_run(self, tenant_id: str, body: bytes, headers: Mapping[str, str], now: float) -> Answer:
         tenant = self._admitted(tenant_id, body, headers, now)
@@ -61,17 +63,21 @@ class Webhook:
             options = StartOptions.model_validate_json(body)
         except ValidationError as exc:
             return Answer(400, {"message": f"invalid body (a JSON object, e.g. {{}}): {exc.errors()[0]['msg']}"})
+        return self.launch(tenant_id, "webhook", options.dry_run)
+
+    def launch(self, tenant_id: str, trigger: Trigger, dry_run: bool = False) -> Answer:
+        """Start a run of the tenant (202), unless one is in progress (409)."""
         run_id = new_run_id()
         try:
             self.ledger.acquire(tenant_id, run_id, LOCK_TTL_SECONDS)
         except RunInProgressError as busy:
             return Answer(409, {"message": "a run is in progress", "runId": busy.run_id})
         try:
-            self.start(RunRequest(tenant_id=tenant_id, trigger="webhook", run_id=run_id, dry_run=options.dry_run))
+            self.start(RunRequest(tenant_id=tenant_id, trigger=trigger, run_id=run_id, dry_run=dry_run))
         except Exception:
             self.ledger.release(tenant_id, run_id)
             raise
-        return Answer(202, {"runId": run_id, "tenantId": tenant_id, "dryRun": options.dry_run})
+        return Answer(202, {"runId": run_id, "tenantId": tenant_id, "dryRun": dry_run})
 
     def approve_run(self, tenant_id: str, run_id: str, body: bytes, headers: Mapping[str, str], now: float) -> Answer:
         """Release the archives the mass-archive guard held back in the run (see coa_sync.pipeline.approve)."""
@@ -100,7 +106,8 @@ class Webhook:
         record = self.ledger.get(tenant_id, run_id)
         if record is None:
             return Answer(404, {"message": "no such run"})
-        return Answer(200, record.model_dump(mode="json"))
+        connection = self.connection(tenant_id)
+        return Answer(200, record.model_dump(mode="json") | ({"pleoConnection": connection} if connection else {}))
 
     def _admitted(self, tenant_id: str, body: bytes, headers: Mapping[str, str], now: float) -> Tenant | Answer:
         """A POST's tenant, or the answer refusing it: too big, not signed by the tenant, or a replay."""

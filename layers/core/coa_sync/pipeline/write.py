@@ -7,6 +7,10 @@ unarchives and archives are one PUT each. Every message ends in one of three out
 - DEAD: it can never succeed as it is; it went to the DLQ with its reasons;
 - RETRY: it may succeed later (429, 5xx, network, time running out); SQS delivers it again.
 
+A tenant whose Pleo authorisation is refused for good (tokens.ReauthRequired: needs_reauth) gets
+no further call: its messages go to the DLQ with the reason, which says how to reconnect, and the
+report names the tenant, for its run to be failed with that message.
+
 Every message is safe to deliver twice: a create that meets EXTERNAL_ID_ALREADY_EXISTS is
 reconciled with the account that exists (an earlier try got through), and PUT is a full update
 (it sends back the account's metadata as read, so nothing another tool stored there is lost).
@@ -32,6 +36,7 @@ from coa_sync.adapters.pleo import (
 from coa_sync.batching import chunked
 from coa_sync.diff import changed_fields
 from coa_sync.models import AccountFields, ActionKind, ActionMessage, DeadLetter, PleoAccount, Tenant
+from coa_sync.tokens import ReauthRequired
 
 ALREADY_EXISTS = "EXTERNAL_ID_ALREADY_EXISTS"
 
@@ -70,6 +75,8 @@ class WriteReport:
     runs: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
     # Why each message left to retry could not be applied this time.
     retry_reasons: dict[str, str] = field(default_factory=dict)
+    # Tenants whose Pleo authorisation was refused for good (needs_reauth), and why.
+    reauth: dict[str, str] = field(default_factory=dict)
 
     def count(self, message: ActionMessage, key: str, n: int = 1) -> None:
         self.runs.setdefault((message.tenant_id, message.run_id), Counter())[key] += n
@@ -163,6 +170,11 @@ class Writer:
             problem = str(exc.__cause__ or exc)
             for group in [*creates, *puts]:
                 self._retry_unsettled(group, problem)
+        except ReauthRequired as exc:
+            self.report.reauth[tenant_id] = str(exc)
+            for group in [*creates, *puts]:
+                if group[0][0].message_id not in self.report.outcomes:
+                    self._settle_dead(group, [str(exc)])
         finally:
             pleo.close()
 
