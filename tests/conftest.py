@@ -44,9 +44,10 @@ def pleo_contract_log(request, tmp_path, monkeypatch) -> Iterator[Path]:
 
 
 @pytest.fixture
-def emulator() -> Iterator[PleoEmulator]:
-    """A Pleo emulator with no companies yet."""
-    with PleoEmulator() as server:
+def emulator(request) -> Iterator[PleoEmulator]:
+    """A Pleo emulator with no companies yet: the spec read strictly, or (parametrized indirectly with
+    "lenient") as the how-to reads it."""
+    with PleoEmulator(lenient=getattr(request, "param", "strict") == "lenient") as server:
         yield server
 
 

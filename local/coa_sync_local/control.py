@@ -6,6 +6,7 @@ Both give the same stores, so each command is written once against `Deployment`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,10 +19,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from coa_sync import keys, wiring
 from coa_sync.adapters.events import RunEvents
 from coa_sync.adapters.ledger import Ledger
+from coa_sync.adapters.pleo_connection import PleoConnections
 from coa_sync.adapters.queues import ActionQueue, DeadLetterQueue
 from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.adapters.tenants import TenantStore
 from coa_sync.models import DeadLetter, Manifest, Plan, RunRecord, SourceColumns, SourceSnapshot
+from coa_sync.pipeline import connect as pipeline_connect
 from coa_sync.pipeline.runs import Finished
 
 from coa_sync_local import runner as local
@@ -45,6 +48,7 @@ class Deployment:
     actions: ActionQueue
     dead_letters: DeadLetterQueue
     finished: Finished
+    connections: PleoConnections
     # Local only: applies queued actions now, as the deployed writer does by itself.
     runner: local.LocalRunner | None = None
 
@@ -69,6 +73,12 @@ class Deployment:
         if manifest is None:
             raise LookupError(f"run {record.run_id} has no snapshots (status {record.status}: {record.error})")
         return self.files.get(manifest.source_key, SourceColumns).snapshot()
+
+    def needs_reauth(self, tenant_ids: set[str]) -> dict[str, dict[str, str]]:
+        """Of these tenants, those whose Pleo authorisation was refused for good, with their status."""
+        found = {tenant_id: self.connections.status(tenant_id) for tenant_id in sorted(tenant_ids)}
+        return {tenant_id: status for tenant_id, status in found.items()
+                if status is not None and status["status"] == "needs_reauth"}
 
     def letters(self, run_id: str | None = None) -> list[DeadLetter]:
         return [letter for letter in self.dead_letters.letters()
@@ -100,6 +110,7 @@ def local_deployment(state_dir: Path, pleo_url: str | None = None, progress: loc
             actions=ActionQueue(runner.actions_url, runner.sqs),
             dead_letters=DeadLetterQueue(runner.dlq_url, runner.sqs),
             finished=wiring.finisher(files, RunEvents(EVENT_BUS, boto3.client("events", region_name=local.REGION))),
+            connections=PleoConnections(local.TABLE),
             runner=runner,
         )
 
@@ -127,5 +138,30 @@ def aws_deployment(stack: str, profile: str | None = None, region: str | None = 
         actions=ActionQueue(outputs["ActionsQueueUrl"], sqs),
         dead_letters=DeadLetterQueue(outputs["ActionsDeadLetterQueueUrl"], sqs),
         finished=wiring.finisher(files, RunEvents(EVENT_BUS, session.client("events", config=config))),
+        connections=PleoConnections(outputs["TenantsTableName"], dynamodb),
     )
+
+
+def connect_link(stack: str, profile: str | None, region: str | None, tenant_id: str, expires: int) -> str:
+    """A signed link that connects the deployed tenant to Pleo by OAuth (coa_sync.pipeline.connect)."""
+    try:
+        session = boto3.Session(profile_name=profile, region_name=region)
+        config = Config(retries={"mode": "standard", "max_attempts": 5})
+        described = session.client("cloudformation", config=config).describe_stacks(StackName=stack)
+    except (BotoCoreError, ClientError) as exc:
+        raise DeploymentError(f"cannot read stack {stack!r}: {exc}") from None
+    outputs = {output["OutputKey"]: output["OutputValue"] for output in described["Stacks"][0].get("Outputs", [])}
+    if missing := [name for name in ("WebhookUrl", "SecretsPrefix", "TenantsTableName") if name not in outputs]:
+        raise DeploymentError(f"stack {stack!r} is not a coa-sync stack: no output {', '.join(missing)}")
+    if TenantStore(outputs["TenantsTableName"], session.resource("dynamodb", config=config)).get(tenant_id) is None:
+        raise DeploymentError(f"no tenant {tenant_id!r} in stack {stack}")
+    name = f"{outputs['SecretsPrefix']}pleo-oauth"
+    try:
+        secret = json.loads(session.client("secretsmanager", config=config).get_secret_value(
+            SecretId=name)["SecretString"])
+        key = secret["linkKey"]
+    except (BotoCoreError, ClientError, ValueError, KeyError, TypeError) as exc:
+        raise DeploymentError(f"stack {stack!r} has no secret {name} with the OAuth client and linkKey: "
+                              f"{type(exc).__name__} (docs/deploy.md, Connect a tenant by OAuth 2.0)") from None
+    return pipeline_connect.connect_link(outputs["WebhookUrl"], key, tenant_id, expires)
 

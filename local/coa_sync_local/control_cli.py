@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from coa_sync.history import compare_charts
 from coa_sync.pipeline.approve import ApprovalError, approve_run
 
 from coa_sync_local import pleo_options, render_runs
-from coa_sync_local.control import Deployment, DeploymentError, aws_deployment, local_deployment
+from coa_sync_local.control import Deployment, DeploymentError, aws_deployment, connect_link, local_deployment
 from coa_sync_local.state import StateBusyError, default_directory
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -50,6 +52,14 @@ def add_commands(commands: Any) -> None:
                        _approve, pleo=True)
     approve.add_argument("run_id", metavar="RUN_ID")
     approve.add_argument("--tenant", help="the run's tenant (default: looked up)")
+
+    tenants = commands.add_parser("tenants", help="a deployed stack's tenants: connect one to Pleo by OAuth")
+    tenant_commands = tenants.add_subparsers(required=True, metavar="ACTION")
+    link = _command(tenant_commands, "connect-link", "print a signed, expiring link that connects a deployed "
+                                                     "tenant to Pleo by OAuth 2.0 (send it to the customer)",
+                    _connect_link)
+    link.add_argument("tenant_id", metavar="TENANT")
+    link.add_argument("--expires-in", type=float, default=24.0, metavar="HOURS", help="default 24")
 
     dlq = commands.add_parser("dlq", help="the dead-letter queue: items that could not be applied, with reasons")
     dlq_commands = dlq.add_subparsers(required=True, metavar="ACTION")
@@ -105,7 +115,10 @@ def _deployment(args: argparse.Namespace) -> Iterator[Deployment]:
 def _runs(args: argparse.Namespace) -> int:
     with _deployment(args) as deployment:
         records = deployment.runs(args.tenant, args.limit)
-    _print(args, {"runs": [record.model_dump(mode="json") for record in records]}, render_runs.runs_table(records))
+        tenant_ids = {record.tenant_id for record in records} | ({args.tenant} if args.tenant else set())
+        reauth = deployment.needs_reauth(tenant_ids)
+    text = "\n".join(filter(None, [render_runs.runs_table(records), render_runs.needs_reauth(reauth)]))
+    _print(args, {"runs": [record.model_dump(mode="json") for record in records], "needsReauth": reauth}, text)
     return EXIT_OK
 
 
@@ -114,13 +127,16 @@ def _show(args: argparse.Namespace) -> int:
         record = deployment.find_run(args.run_id, args.tenant)
         plan = deployment.plan(record)
         letters = deployment.letters(record.run_id)
+        reauth = deployment.needs_reauth({record.tenant_id})
     document = {
         "run": record.model_dump(mode="json"),
         "errors": [error.model_dump() for error in plan.errors] if plan else [],
         "held": {"reason": plan.held_reason, "archives": [a.external_id for a in plan.held]} if plan else None,
         "failed": [letter.model_dump(mode="json") for letter in letters],
+        "pleoConnection": reauth.get(record.tenant_id),
     }
-    _print(args, document, render_runs.report(record, plan, letters))
+    text = "\n".join(filter(None, [render_runs.report(record, plan, letters), render_runs.needs_reauth(reauth)]))
+    _print(args, document, text)
     return EXIT_OK
 
 
@@ -161,6 +177,20 @@ def _approve(args: argparse.Namespace) -> int:
                   "failed": [letter.model_dump(mode="json") for letter in letters]},
            render_runs.report(final, None, letters))
     return EXIT_FAILED if pending or final.failed else EXIT_OK
+
+
+def _connect_link(args: argparse.Namespace) -> int:
+    if not args.stack:
+        raise ControlError("connect-link makes a link for a deployed stack: give --stack NAME "
+                           "(locally, connect with coa-sync connect)")
+    if not 0 < args.expires_in <= 24 * 30:
+        raise ControlError("--expires-in takes hours, more than 0 and at most 720 (30 days)")
+    expires = int(time.time() + args.expires_in * 3600)
+    link = connect_link(args.stack, args.profile, args.region, args.tenant_id, expires)
+    at = datetime.fromtimestamp(expires, UTC).isoformat()
+    _print(args, {"tenantId": args.tenant_id, "link": link, "expiresAt": at},
+           f"Connect link for tenant {args.tenant_id} (valid until {at}):\n{link}")
+    return EXIT_OK
 
 
 def _dlq_list(args: argparse.Namespace) -> int:

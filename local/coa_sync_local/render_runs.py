@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from coa_sync.history import ChartChange
 from coa_sync.models import DeadLetter, Plan, PlanCounts, RunRecord
+from coa_sync.tokens import RECONNECT_HINT
 
 from coa_sync_local.render import field_change, table
 
@@ -20,6 +21,15 @@ def runs_table(records: list[RunRecord]) -> str:
         rows.append((record.run_id, record.tenant_id, record.trigger, status, _counts(record.planned),
                      _counts(record.applied), str(record.failed), str(record.held)))
     return table(rows)
+
+
+def needs_reauth(tenants: dict[str, dict[str, str]]) -> str:
+    """The tenants whose Pleo authorisation was refused for good, and how to connect them again."""
+    lines = [f"Tenant {tenant_id} needs_reauth since {status.get('changedAt', '?')}: {status.get('reason') or '-'}"
+             for tenant_id, status in sorted(tenants.items())]
+    if lines:
+        lines.append(f"Connect again: {RECONNECT_HINT}")
+    return "\n".join(lines)
 
 
 def report(record: RunRecord, plan: Plan | None, letters: list[DeadLetter]) -> str:

@@ -114,3 +114,18 @@ def test_plan_shows_changes_before_and_after_and_changes_nothing(seeded, tmp_pat
     assert "~  update     ext-4000" in result.stdout and "name: 'Advertising' -> 'Marketing'" in result.stdout
     assert "-  archive    5000" in result.stdout and "nothing was changed in Pleo" in result.stdout
     assert seeded.accounts(COMPANY) == before
+
+
+def test_the_api_key_can_stay_off_the_command_line(seeded, tmp_path, monkeypatch):
+    source = write_csv(tmp_path / "chart.csv", SEED_SOURCE)
+    base = ("sync", "--source", source, "--pleo-url", seeded.url, "--company-id", COMPANY, "--dry-run", "--json")
+    missing = coa_sync(*base)
+    assert missing.returncode == 2 and "give Pleo credentials: --pleo-oauth FILE.json" in missing.stderr
+    key_file = tmp_path / "pleo.key"
+    key_file.write_text(API_KEY + "\n")
+    assert coa_sync(*base, "--pleo-api-key-file", str(key_file)).returncode == 0
+    monkeypatch.setenv("COA_SYNC_PLEO_API_KEY", API_KEY)
+    from_env = coa_sync(*base)
+    assert from_env.returncode == 0 and json.loads(from_env.stdout)["planned"]["create"] == 1
+    help_text = coa_sync("sync", "--help").stdout
+    assert "prefer --pleo-oauth" in help_text and "COA_SYNC_PLEO_API_KEY" in help_text

@@ -53,6 +53,8 @@ STACK = {
         "TenantsTableName": {"Value": {"Ref": "Table"}},
         "ActionsQueueUrl": {"Value": {"Ref": "Actions"}},
         "ActionsDeadLetterQueueUrl": {"Value": {"Ref": "ActionsDlq"}},
+        "WebhookUrl": {"Value": "https://abc.lambda-url.eu-west-1.on.aws/"},
+        "SecretsPrefix": {"Value": "coa-sync/"},
     },
 }
 
@@ -157,3 +159,30 @@ def test_redrive_uses_sqs_own_message_move_task_where_sqs_has_it(stack):
         moved = DeadLetterQueue(dlq, sqs).redrive(actions)
         stubbed.assert_no_pending_responses()
     assert (moved.messages, moved.task_handle) == (1, "task-1")
+
+
+def test_connect_link_signs_a_link_to_the_stacks_webhook_for_a_known_tenant(stack, capsys):
+    from urllib.parse import parse_qs, urlsplit
+
+    from coa_sync.adapters.pleo_connection import PleoConnections
+    from coa_sync.pipeline.connect import link_signature
+
+    assert cli.main(["tenants", "connect-link", "acme", "--stack", "coa-sync", "--region", REGION]) == 2
+    assert "no secret coa-sync/pleo-oauth" in capsys.readouterr().err
+    boto3.client("secretsmanager", region_name=REGION).create_secret(
+        Name="coa-sync/pleo-oauth", SecretString=json.dumps({"linkKey": "link-key-0123456789abcdef"}))
+    code, answer = command(capsys, "tenants", "connect-link", "acme", "--expires-in", "2")
+    assert code == 0
+    link = urlsplit(answer["link"])
+    query = {k: v[0] for k, v in parse_qs(link.query).items()}
+    assert (link.netloc, link.path, query["tenant"]) == ("abc.lambda-url.eu-west-1.on.aws", "/connect/pleo", "acme")
+    assert query["signature"] == link_signature("link-key-0123456789abcdef", "acme", int(query["expires"]))
+    assert cli.main(["tenants", "connect-link", "ghost", "--stack", "coa-sync", "--region", REGION]) == 2
+    assert "no tenant 'ghost'" in capsys.readouterr().err
+
+    # A tenant whose authorisation Pleo refused shows as needs_reauth in runs and show.
+    PleoConnections(stack["TenantsTableName"]).mark_needs_reauth("acme", "invalid_grant: revoked")
+    code, listed = command(capsys, "runs")
+    assert code == 0 and listed["needsReauth"]["acme"]["reason"] == "invalid_grant: revoked"
+    code, shown = command(capsys, "show", RUN)
+    assert shown["pleoConnection"]["status"] == "needs_reauth"

@@ -6,6 +6,7 @@ import json
 import uuid
 
 import httpx
+import pytest
 from coa_sync.adapters.ledger import Ledger
 from coa_sync.adapters.queues import DeadLetterQueue
 from coa_sync.models import ActionKind, Plan
@@ -23,6 +24,10 @@ def external_ids(emulator) -> list[str]:
     return [a["externalId"] for a in emulator.accounts(COMPANY)]
 
 
+READINGS = pytest.mark.parametrize("emulator", ["strict", "lenient"], indirect=True)
+
+
+@READINGS
 def test_seed_scenario_then_a_second_run_plans_nothing(emulator, make_runner, tmp_path):
     emulator.add_company(COMPANY, api_keys=[API_KEY], accounts=SEED_PLEO)
     runner = make_runner(write_csv(tmp_path / "chart.csv", SEED_SOURCE))
@@ -67,6 +72,7 @@ def test_creates_split_into_batches_of_at_most_1000(emulator, make_runner, tmp_p
         assert len(active(emulator, company)) == count
 
 
+@READINGS
 def test_a_bulk_initial_sync_costs_two_filtered_searches_and_the_batch_calls(emulator, make_runner, tmp_path):
     # The physical minimum: Pleo's active and archived accounts read once each (one empty page apiece),
     # then ceil(2345 / 1000) batch creates.
@@ -77,6 +83,7 @@ def test_a_bulk_initial_sync_costs_two_filtered_searches_and_the_batch_calls(emu
     assert result.applied.create == 2345 and result.failed == []
 
 
+@READINGS
 def test_metadata_other_tools_stored_survives_every_put(emulator, make_runner, tmp_path):
     stored = {"erp": {"id": 41, "synced": True}, "notes": None}
     emulator.add_company(COMPANY, api_keys=[API_KEY], accounts=[
