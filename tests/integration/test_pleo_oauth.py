@@ -165,3 +165,56 @@ def test_the_file_must_hold_oauth_credentials(tmp_path):
     path.write_text(json.dumps({"tokenUrl": "http://127.0.0.1:9/oauth/token", "clientId": "c"}))
     with pytest.raises(ValueError, match=r"pleo-oauth.json: clientSecret: Field required"):
         FileTokenStore(path).read()
+
+
+SECRET_REFRESHER = r"""
+import sys, time
+from pathlib import Path
+from coa_sync.adapters.oauth import OAuthTokenEndpoint
+from coa_sync.adapters.pleo_connection import PleoConnections, SecretTokenStore
+from coa_sync.tokens import AccessTokens
+
+go = Path(sys.argv[1])
+while not go.exists():
+    time.sleep(0.001)
+store = SecretTokenStore("coa-sync/acme/pleo", "acme", PleoConnections("tenants"))
+print(AccessTokens("acme", store, OAuthTokenEndpoint()).current())
+"""
+
+
+def test_two_processes_on_one_deployment_refresh_once_through_the_tenants_tables_lock(tmp_path):
+    """The deployed shape: the tokens in Secrets Manager, the lock in DynamoDB, one moto both processes reach."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        env = {**os.environ, "AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_DEFAULT_REGION": "eu-west-1",
+               "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        aws = {"endpoint_url": env["AWS_ENDPOINT_URL"], "region_name": "eu-west-1",
+               "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        boto3.client("dynamodb", **aws).create_table(
+            TableName="tenants", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"}])
+        with PleoEmulator(token_ttl=1) as emulator:
+            emulator.add_company(COMPANY)
+            file = connect_file(emulator, COMPANY, tmp_path / "connected.json")
+            secrets = boto3.client("secretsmanager", **aws)
+            secrets.create_secret(Name="coa-sync/acme/pleo", SecretString=json.dumps(file.read().document()))
+            time.sleep(1.1)  # expired: both processes need a new access token at once
+            go = tmp_path / "go"
+            processes = [subprocess.Popen([sys.executable, "-c", SECRET_REFRESHER, str(go)], env=env,
+                                          stdout=subprocess.PIPE, text=True) for _ in range(2)]
+            time.sleep(1.5)
+            go.touch()
+            tokens = [process.communicate(timeout=60)[0].strip() for process in processes]
+            assert all(process.returncode == 0 for process in processes)
+            assert emulator.oauth.events["refreshes"] == 1 and emulator.oauth.events["replays"] == 0
+            stored = json.loads(secrets.get_secret_value(SecretId="coa-sync/acme/pleo")["SecretString"])
+            assert tokens[0] == tokens[1] == stored["accessToken"]
+    finally:
+        server.stop()
