@@ -118,15 +118,7 @@ def local_deployment(state_dir: Path, pleo_url: str | None = None, progress: loc
 @contextmanager
 def aws_deployment(stack: str, profile: str | None = None, region: str | None = None) -> Iterator[Deployment]:
     """A deployed stack, found by its outputs, with the caller's AWS credentials (profile/region)."""
-    try:
-        session = boto3.Session(profile_name=profile, region_name=region)
-        config = Config(retries={"mode": "standard", "max_attempts": 5})
-        described = session.client("cloudformation", config=config).describe_stacks(StackName=stack)
-    except (BotoCoreError, ClientError) as exc:
-        raise DeploymentError(f"cannot read stack {stack!r}: {exc}") from None
-    outputs = {output["OutputKey"]: output["OutputValue"] for output in described["Stacks"][0].get("Outputs", [])}
-    if missing := [name for name in STACK_OUTPUTS if name not in outputs]:
-        raise DeploymentError(f"stack {stack!r} is not a coa-sync stack: no output {', '.join(missing)}")
+    session, config, outputs = _stack(stack, profile, region, STACK_OUTPUTS)
     sqs = session.client("sqs", config=config)
     files = SnapshotStore(outputs["SnapshotBucketName"], session.client("s3", config=config))
     dynamodb = session.resource("dynamodb", config=config)
@@ -144,15 +136,7 @@ def aws_deployment(stack: str, profile: str | None = None, region: str | None = 
 
 def connect_link(stack: str, profile: str | None, region: str | None, tenant_id: str, expires: int) -> str:
     """A signed link that connects the deployed tenant to Pleo by OAuth (coa_sync.pipeline.connect)."""
-    try:
-        session = boto3.Session(profile_name=profile, region_name=region)
-        config = Config(retries={"mode": "standard", "max_attempts": 5})
-        described = session.client("cloudformation", config=config).describe_stacks(StackName=stack)
-    except (BotoCoreError, ClientError) as exc:
-        raise DeploymentError(f"cannot read stack {stack!r}: {exc}") from None
-    outputs = {output["OutputKey"]: output["OutputValue"] for output in described["Stacks"][0].get("Outputs", [])}
-    if missing := [name for name in ("WebhookUrl", "SecretsPrefix", "TenantsTableName") if name not in outputs]:
-        raise DeploymentError(f"stack {stack!r} is not a coa-sync stack: no output {', '.join(missing)}")
+    session, config, outputs = _stack(stack, profile, region, ("WebhookUrl", "SecretsPrefix", "TenantsTableName"))
     if TenantStore(outputs["TenantsTableName"], session.resource("dynamodb", config=config)).get(tenant_id) is None:
         raise DeploymentError(f"no tenant {tenant_id!r} in stack {stack}")
     name = f"{outputs['SecretsPrefix']}pleo-oauth"
@@ -165,3 +149,17 @@ def connect_link(stack: str, profile: str | None, region: str | None, tenant_id:
                               f"{type(exc).__name__} (docs/deploy.md, Connect a tenant by OAuth 2.0)") from None
     return pipeline_connect.connect_link(outputs["WebhookUrl"], key, tenant_id, expires)
 
+
+def _stack(stack: str, profile: str | None, region: str | None, needed: tuple[str, ...]
+           ) -> tuple[boto3.Session, Config, dict[str, str]]:
+    """(session, client config, outputs) of a deployed coa-sync stack that has the `needed` outputs."""
+    try:
+        session = boto3.Session(profile_name=profile, region_name=region)
+        config = Config(retries={"mode": "standard", "max_attempts": 5})
+        described = session.client("cloudformation", config=config).describe_stacks(StackName=stack)
+    except (BotoCoreError, ClientError) as exc:
+        raise DeploymentError(f"cannot read stack {stack!r}: {exc}") from None
+    outputs = {output["OutputKey"]: output["OutputValue"] for output in described["Stacks"][0].get("Outputs", [])}
+    if missing := [name for name in needed if name not in outputs]:
+        raise DeploymentError(f"stack {stack!r} is not a coa-sync stack: no output {', '.join(missing)}")
+    return session, config, outputs

@@ -218,3 +218,13 @@ def test_two_processes_on_one_deployment_refresh_once_through_the_tenants_tables
             assert tokens[0] == tokens[1] == stored["accessToken"]
     finally:
         server.stop()
+
+
+def test_a_tenant_needing_reauth_raises_the_stacks_alarm():
+    from tests.template_stack import load_template
+
+    resources = load_template()["Resources"]
+    alarm = resources["PleoNeedsReauthAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Threshold"]) == ("CoaSync", "PleoNeedsReauth", 0)
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "coa-sync"}]  # Powertools' default dimension
