@@ -227,4 +227,4 @@ def test_a_tenant_needing_reauth_raises_the_stacks_alarm():
     alarm = resources["PleoNeedsReauthAlarm"]["Properties"]
     assert (alarm["Namespace"], alarm["MetricName"], alarm["Threshold"]) == ("CoaSync", "PleoNeedsReauth", 0)
     assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
-    assert alarm["Dimensions"] == [{"Name": "service", "Value": "coa-sync"}]  # Powertools' default dimension
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": {"Ref": "AWS::StackName"}}]  # the stack's own metrics

@@ -26,6 +26,7 @@ from coa_sync_local.emulators.pleo import PleoEmulator
 from coa_sync_local.runner import _sqs_record
 from pydantic import ValidationError
 
+from tests import oauth_support
 from tests.support import COMPANY, api_key_for
 from tests.template_stack import (
     ROOT,
@@ -514,6 +515,13 @@ def test_every_figure_the_dashboard_and_alarms_read_is_emitted_by_the_functions(
     register_tenant(stack, emulator, "acme", webhook_secret=WEBHOOK_SECRET)
     register_tenant(stack, emulator, "beta", company_id=OTHER_COMPANY)
     register_tenant(stack, emulator, "gamma", company_id=str(uuid.UUID(int=3)))
+    # delta was connected by OAuth, and its customer has since revoked the authorisation.
+    register_tenant(stack, emulator, "delta", company_id=str(uuid.UUID(int=4)))
+    emulator.add_oauth_client(oauth_support.CLIENT_ID, oauth_support.CLIENT_SECRET, [oauth_support.REDIRECT_URI])
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=f"{stack.parameters['SecretsPrefix']}delta/pleo", SecretString=json.dumps({
+            "tokenUrl": f"{emulator.url}/oauth/token", "clientId": oauth_support.CLIENT_ID,
+            "clientSecret": oauth_support.CLIENT_SECRET, "refreshToken": "revoked-refresh-token"}))
     table = boto3.resource("dynamodb").Table(stack.ref("TenantsTable"))
     table.update_item(Key={"pk": "TENANT#beta", "sk": "CONFIG"}, UpdateExpression="SET archiveGuard = :guard",
                       ExpressionAttributeValues={":guard": {"minArchives": 0, "percent": 0}})
@@ -521,13 +529,13 @@ def test_every_figure_the_dashboard_and_alarms_read_is_emitted_by_the_functions(
     fetch, diff, writer = (stack.function(name) for name in ("FetchFunction", "DiffFunction", "WriterFunction"))
     queue_arn = stack.attribute("ActionsQueue", "Arn")
 
-    assert fetch(load_event("fetch-schedule.json")) == {"started": ["acme", "beta", "gamma"]}
+    assert fetch(load_event("fetch-schedule.json")) == {"started": ["acme", "beta", "delta", "gamma"]}
     emulator.inject("rate_limit", retry_after=0)
     emulator.inject("error", status=503)
-    for tenant in ("acme", "beta", "gamma"):
+    for tenant in ("acme", "beta", "gamma", "delta"):
         try:
             run_id = fetch({**load_event("fetch-tenant.json"), "tenantId": tenant})["runId"]
-        except Exception:  # gamma's
+        except Exception:  # gamma's source is gone; delta needs reconnecting, so no run id comes back
             continue
         event = load_event("diff-s3-manifest.json")
         event["Records"][0]["s3"]["object"]["key"] = keys.manifest_key(tenant, run_id)
@@ -541,9 +549,9 @@ def test_every_figure_the_dashboard_and_alarms_read_is_emitted_by_the_functions(
     shown = custom_metrics_read(stack)
     assert shown - emitted == set()
     assert {dimensions for _, _, dimensions in shown} == {(("service", STACK_NAME),)}  # this stack's, not another's
-    reports = [key for tenant in ("acme", "beta", "gamma") for key in run_keys(stack, tenant)
+    reports = [key for tenant in ("acme", "beta", "gamma", "delta") for key in run_keys(stack, tenant)
                if key.endswith("/report.json")]
-    assert sorted(json.loads(read(stack, key))["status"] for key in reports) == ["completed", "failed",
+    assert sorted(json.loads(read(stack, key))["status"] for key in reports) == ["completed", "failed", "failed",
                                                                                    "needs_approval"]
 
 

@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[2]
 LAYER = ROOT / "layers" / "core"
 # What pyproject.toml's dependencies have for the local runner and CLI only (Lambda's runtime has boto3).
-LOCAL_ONLY = {"boto3", "moto"}
+LOCAL_ONLY = {"boto3", "moto", "openapi-core"}  # openapi-core: the Pleo emulator checks requests with it
 
 
 def requirements(path: Path) -> dict[str, Requirement]:
