@@ -4,7 +4,7 @@ VENV ?= .venv
 TOOLS ?= .venv-tools
 BIN := $(VENV)/bin
 
-.PHONY: dev demo test unit integration e2e slow lint template-check layer-lock build bench pr clean
+.PHONY: dev browser demo test unit integration e2e slow lint template-check layer-lock build bench pr clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +14,14 @@ $(VENV)/.installed: pyproject.toml
 
 dev: $(VENV)/.installed
 
+# Debian's Chromium, for the browser tests.
+browser:
+	scripts/install-chromium
+
 demo: dev
 	$(BIN)/coa-sync demo
 
-test: dev
+test: dev browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
@@ -27,7 +31,7 @@ unit: dev
 integration: dev
 	$(BIN)/pytest -q tests/integration
 
-e2e: dev
+e2e: dev browser
 	$(BIN)/pytest -q tests/e2e
 
 slow: dev
