@@ -29,7 +29,8 @@ from coa_sync_local import control_cli, pleo_options, source_options
 from coa_sync_local.oauth_file import FileTokenStore, OAuthFileError
 from coa_sync_local.render import plan_table, result_text
 from coa_sync_local.runner import TABLE, LocalRunner, RunnerOptions, RunResult
-from coa_sync_local.state import LocalState, StateBusyError, default_directory
+from coa_sync_local.signals import Stopped, stopping_on_signals
+from coa_sync_local.state import LocalState, StateError, default_directory
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 DEMO_COMPANY = "12abc3d4-e567-890e-1234-abc56e78fabc"
@@ -47,10 +48,14 @@ def main(argv: list[str] | None = None) -> int:
         return emulator_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
-        return args.command(args)
-    except (UsageError, StateBusyError) as exc:
+        with stopping_on_signals():
+            return args.command(args)
+    except (UsageError, StateError) as exc:
         print(f"coa-sync: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Stopped as stopped:
+        print(f"coa-sync: stopped by {stopped}; what was done so far is kept (see: coa-sync runs)", file=sys.stderr)
+        return stopped.exit_code
     except KeyboardInterrupt:
         print("coa-sync: interrupted", file=sys.stderr)
         return 130

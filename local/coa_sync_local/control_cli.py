@@ -24,7 +24,7 @@ from coa_sync.pipeline.approve import ApprovalError, approve_run
 
 from coa_sync_local import pleo_options, render_runs
 from coa_sync_local.control import Deployment, DeploymentError, aws_deployment, connect_link, local_deployment
-from coa_sync_local.state import StateBusyError, default_directory
+from coa_sync_local.state import StateError, default_directory
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 Command = Callable[[argparse.Namespace], int]
@@ -91,7 +91,7 @@ def _command(commands: Any, name: str, description: str, handler: Command, pleo:
 def _guarded(handler: Command, args: argparse.Namespace) -> int:
     try:
         return handler(args)
-    except (ControlError, DeploymentError, StateBusyError, LookupError, ApprovalError, RunInProgressError) as exc:
+    except (ControlError, DeploymentError, StateError, LookupError, ApprovalError, RunInProgressError) as exc:
         print(f"coa-sync: error: {exc.args[0] if isinstance(exc, LookupError) else exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

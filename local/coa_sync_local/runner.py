@@ -50,11 +50,13 @@ from coa_sync.observability import NAMESPACE, SERVICE, logger, metrics
 from coa_sync.pipeline import runs
 from coa_sync.tokens import ReauthRequired, TokenStore
 from moto import mock_aws
+from moto.dynamodb.models import dynamodb_backends
+from moto.s3.models import s3_backends
 from moto.sqs.models import Message, SQSBackend, sqs_backends
 
 from coa_sync_local import moto_speedups
 from coa_sync_local.environ import environment as _environment
-from coa_sync_local.state import LocalState
+from coa_sync_local.state import LocalState, World
 
 REGION = "eu-west-1"
 BUCKET = "coa-sync-snapshots-local"
@@ -63,6 +65,7 @@ ACTIONS_QUEUE = "coa-sync-actions"
 DEAD_LETTER_QUEUE = "coa-sync-actions-dlq"
 S3_EVENTS_QUEUE = "coa-sync-s3-events"
 SQS_RECEIVE_MAX = 10
+S3_PARTITION = "aws"  # moto keeps S3 per account and partition
 
 
 @dataclass
@@ -146,7 +149,8 @@ class LocalRunner:
 
     def __init__(self, options: RunnerOptions, progress: Progress | None = None,
                  state: LocalState | None = None) -> None:
-        """With a `state`, the world is loaded from it at the start and saved to it at the end."""
+        """With a `state`, the world is loaded from it at the start and saved to it as the run goes:
+        after fetch, after the diff, after each writer invocation, and at the end."""
         self.options = options
         self.progress = progress or (lambda _message: None)
         self.state = state
@@ -188,9 +192,11 @@ class LocalRunner:
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
                                   {"AttributeName": "sk", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
+            # What the local state reads to save only the items that changed (coa_sync_local.state).
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"},
         )
         if self.state is not None:  # before S3 notifies anyone: restored files are not new runs
-            self.state.restore(**self._state_resources())
+            self.state.restore(self._world())
         self.events_url = self.sqs.create_queue(QueueName=S3_EVENTS_QUEUE)["QueueUrl"]
         self.s3.put_bucket_notification_configuration(
             Bucket=BUCKET,
@@ -207,21 +213,29 @@ class LocalRunner:
         if self.state is not None:
             self._close_interrupted_runs()
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         try:
             if self.state is not None:
-                self.state.save(**self._state_resources())
+                if exc_type is not None:  # stopped (a signal, an error) with a run still open
+                    self._close_interrupted_runs()
+                self._save()
         finally:
             self._stack.close()
 
-    def _state_resources(self) -> dict[str, Any]:
-        return {"s3": self.s3, "bucket": BUCKET, "dynamodb": boto3.client("dynamodb", region_name=REGION),
-                "table": TABLE, "sqs": self.sqs,
-                "queues": {ACTIONS_QUEUE: self.actions_url, DEAD_LETTER_QUEUE: self.dlq_url}}
+    def _world(self) -> World:
+        account = self.actions_url.rsplit("/", 2)[1]
+        return World(s3=s3_backends[account][S3_PARTITION], bucket=BUCKET,
+                     dynamodb=dynamodb_backends[account][REGION], table=TABLE,
+                     sqs=sqs_backends[account][REGION], queues=(ACTIONS_QUEUE, DEAD_LETTER_QUEUE))
+
+    def _save(self) -> None:
+        """Write what changed to the local state, if there is one (see coa_sync_local.state)."""
+        if self.state is not None:
+            self.state.save(self._world())
 
     def _close_interrupted_runs(self) -> None:
-        """A lock in the saved state is a run whose command ended before the run did (the state's
-        own lock rules out a live one): close it as failed, so the tenant can run again."""
+        """A lock in the state is a run whose command ended before the run did (the state's own
+        lock rules out a live one): close it as failed, so the tenant can run again."""
         ledger = Ledger(TABLE)
         finished = wiring.finisher(SnapshotStore(BUCKET), RunEvents("default"))
         for tenant in TenantStore(TABLE).all():
@@ -293,12 +307,14 @@ class LocalRunner:
         self.progress(f"fetch: reading the source and Pleo for tenant {tenant_id}")
         request = RunRequest(tenant_id=tenant_id, trigger=trigger, dry_run=dry_run)  # type: ignore[arg-type]
         fetched = _invoke(handlers["fetch"], request.model_dump(), LambdaContext("coa-sync-fetch"))
+        self._save()
         if fetched.get("skipped"):
             raise RunInProgressError(tenant_id, fetched.get("runningRunId") or "unknown")
         if fetched.get("needsReauth"):
             raise ReauthRequired(tenant_id, fetched["reason"])
         for event in self._drain_events():
             _invoke(handlers["diff"], event, LambdaContext("coa-sync-diff"))
+        self._save()
         files = SnapshotStore(BUCKET)
         manifest_key = f"runs/{tenant_id}/{fetched['runId']}/manifest.json"
         manifest = files.get(manifest_key, Manifest)
@@ -369,6 +385,7 @@ class LocalRunner:
                 sqs.delete_message_batch(queue, [{"Id": str(i), "ReceiptHandle": m.receipt_handle}
                                                  for i, m in enumerate(settled[start:start + SQS_RECEIVE_MAX])])
             done += len(settled)
+            self._save()
             self.progress(f"writer: {done}/{total} actions settled" + (f", {len(retry)} to retry" if retry else ""))
         return self._in_flight()
 

@@ -11,7 +11,7 @@ from coa_sync.models import FileSource, RunRequest, Tenant
 from coa_sync.pipeline import runs
 from coa_sync_local import runner as local
 from coa_sync_local.runner import LocalRunner, RunnerOptions
-from coa_sync_local.state import LocalState
+from coa_sync_local.state import LocalState, StateError
 
 from tests.support import API_KEY, COMPANY, write_csv
 
@@ -72,6 +72,6 @@ def test_a_run_whose_command_died_is_closed_as_failed_and_frees_its_tenant(emula
 def test_a_corrupt_state_file_is_named_with_its_line(emulator, tmp_path):
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / "table.jsonl").write_text('{"pk": {"S": "x"}, "sk": {"S": "y"}}\nnot json\n')
-    state, runner = a_runner(tmp_path / "state", emulator)
-    with state, pytest.raises(ValueError, match=r"table\.jsonl:2: not a JSON line"):
-        runner.__enter__()
+    state, _ = a_runner(tmp_path / "state", emulator)
+    with pytest.raises(StateError, match=r"table\.jsonl:2: not a JSON line"):
+        state.__enter__()
