@@ -1,13 +1,24 @@
 """The local state: what one command leaves, the next one finds; secrets never reach the disk;
-a run whose command died is closed, not left holding its tenant."""
+a run whose command died is closed, not left holding its tenant; a state an earlier version
+saved as files is imported."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from boto3.dynamodb.types import TypeSerializer
 from coa_sync.adapters.ledger import Ledger
-from coa_sync.models import FileSource, RunRequest, Tenant
+from coa_sync.models import (
+    AccountFields,
+    Action,
+    ActionKind,
+    ActionMessage,
+    DeadLetter,
+    FileSource,
+    RunRequest,
+    Tenant,
+)
 from coa_sync.pipeline import runs
 from coa_sync_local import runner as local
 from coa_sync_local.runner import LocalRunner, RunnerOptions
@@ -75,3 +86,37 @@ def test_a_corrupt_state_file_is_named_with_its_line(emulator, tmp_path):
     state, _ = a_runner(tmp_path / "state", emulator)
     with pytest.raises(StateError, match=r"table\.jsonl:2: not a JSON line"):
         state.__enter__()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "state.db").write_bytes(b"not a database at all, but long enough to look like one " * 40)
+    with pytest.raises(StateError, match=r"other/state\.db: not a coa-sync state database \(file is not a database\)"):
+        LocalState(tmp_path / "other").__enter__()
+
+
+def test_a_state_saved_as_files_by_an_earlier_version_is_imported(emulator, tmp_path):
+    directory = tmp_path / "state"
+    typed = TypeSerializer()
+    record = {"pk": "TENANT#acme", "sk": "RUN#20261123T120000Z-0000aaaa", "tenantId": "acme",
+              "runId": "20261123T120000Z-0000aaaa", "trigger": "cli", "status": "completed",
+              "startedAt": "2026-11-23T12:00:00Z", "failed": 1}
+    config = {"pk": "TENANT#acme", "sk": "CONFIG", **json.loads(ACME.model_dump_json())}
+    (directory / "queues").mkdir(parents=True)
+    (directory / "table.jsonl").write_text("".join(
+        json.dumps({name: typed.serialize(value) for name, value in item.items()}) + "\n" for item in (config, record)))
+    report = directory / "s3" / "runs" / "acme" / record["runId"] / "report.json"
+    report.parent.mkdir(parents=True)
+    report.write_text('{"status": "completed"}')
+    action = Action(kind=ActionKind.CREATE, external_id="b", desired=AccountFields(name="Bank"))
+    letter = DeadLetter(reasons=["OTHER"], message=ActionMessage(tenant_id="acme", run_id=record["runId"],
+                                                                 action=action))
+    (directory / "queues" / f"{local.DEAD_LETTER_QUEUE}.jsonl").write_text(json.dumps(
+        {"body": letter.model_dump_json(), "attributes": {"runId": {"StringValue": record["runId"],
+                                                                    "DataType": "String"}}}) + "\n")
+
+    for _ in range(2):  # imported once, then read from the database
+        state, runner = a_runner(directory, emulator)
+        with state, runner:
+            assert Ledger(local.TABLE).get("acme", record["runId"]).failed == 1
+            assert [(d.message.action.external_id, d.reasons) for d in runner.dead_letters()] == [("b", ["OTHER"])]
+            body = runner.s3.get_object(Bucket=local.BUCKET, Key=f"runs/acme/{record['runId']}/report.json")["Body"]
+            assert json.loads(body.read()) == {"status": "completed"}
+        assert [path.name for path in directory.iterdir() if not path.name.startswith(".")] == ["state.db"]
