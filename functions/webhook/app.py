@@ -2,7 +2,8 @@
 
 POST /tenants/{tenant}/runs            -> 202 {"runId"}; 409 if a run is in progress
 GET  /tenants/{tenant}/runs/{run_id}   -> 200 the run's status and counts
-POST /tenants/{tenant}/runs/{run_id}/approve -> 200 the run, its held archives queued; 409 if not approvable
+POST /tenants/{tenant}/runs/{run_id}/approve -> 200 the run, its held archives queued; 409 if not approvable;
+                                                502 if Pleo did not answer with the tenant's credentials
 Signed with HMAC-SHA256 (see coa_sync.signing); anything unsigned gets the same 401.
 """
 
@@ -24,7 +25,7 @@ from coa_sync.adapters.runs import LambdaRunStarter
 from coa_sync.adapters.secrets import webhook_secret
 from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.adapters.tenants import TenantStore
-from coa_sync.observability import logger, metrics, tracer
+from coa_sync.observability import logger, metrics, observe_pleo, tracer
 from coa_sync.pipeline.approve import approve_run
 from coa_sync.pipeline.connect import Page
 from coa_sync.pipeline.webhook import Answer, Webhook
@@ -33,10 +34,11 @@ from coa_sync.settings import WebhookSettings
 settings = WebhookSettings()  # type: ignore[call-arg]  # read from the environment
 ledger = Ledger(settings.tenants_table)
 files = SnapshotStore(settings.snapshot_bucket)
+tenants = TenantStore(settings.tenants_table)
 approve = functools.partial(approve_run, approved_by="webhook", ledger=ledger, files=files,
                             actions=ActionQueue(settings.actions_queue_url),
-                            finished=wiring.run_finisher(settings, files))
-tenants = TenantStore(settings.tenants_table)
+                            finished=wiring.run_finisher(settings, files),
+                            check_pleo=wiring.pleo_check(settings, tenants.get, observe_pleo))
 webhook = Webhook(tenant=tenants.get, secret=webhook_secret, ledger=ledger, first_use=ledger.first_use,
                   start=LambdaRunStarter(settings.fetch_function_name), approve=approve,
                   connection=PleoConnections(settings.tenants_table).status)

@@ -25,7 +25,9 @@ from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.adapters.tenants import TenantStore
 from coa_sync.models import DeadLetter, Manifest, Plan, RunRecord, SourceColumns, SourceSnapshot
 from coa_sync.pipeline import connect as pipeline_connect
+from coa_sync.pipeline.approve import CheckPleo
 from coa_sync.pipeline.runs import Finished
+from coa_sync.settings import PleoSettings
 
 from coa_sync_local import runner as local
 from coa_sync_local.state import LocalState
@@ -49,6 +51,8 @@ class Deployment:
     dead_letters: DeadLetterQueue
     finished: Finished
     connections: PleoConnections
+    # Does Pleo answer with a tenant's credentials? (approve asks before it releases anything)
+    check_pleo: CheckPleo
     # Local only: applies queued actions now, as the deployed writer does by itself.
     runner: local.LocalRunner | None = None
 
@@ -102,15 +106,18 @@ def local_deployment(state_dir: Path, pleo_url: str | None = None, progress: loc
     with LocalState(state_dir) as state, \
             local.LocalRunner(local.RunnerOptions(pleo_url=pleo_url), progress=progress, state=state) as runner:
         files = SnapshotStore(local.BUCKET, runner.s3)
+        tenants = TenantStore(local.TABLE)
         yield Deployment(
             name=f"local state in {state_dir}",
-            tenants=TenantStore(local.TABLE),
+            tenants=tenants,
             ledger=Ledger(local.TABLE),
             files=files,
             actions=ActionQueue(runner.actions_url, runner.sqs),
             dead_letters=DeadLetterQueue(runner.dlq_url, runner.sqs),
             finished=wiring.finisher(files, RunEvents(EVENT_BUS, boto3.client("events", region_name=local.REGION))),
             connections=PleoConnections(local.TABLE),
+            # The runner's environment names the Pleo to apply to (--pleo-url); the command gives the credentials.
+            check_pleo=wiring.pleo_check(PleoSettings(), tenants.get) if pleo_url else _no_pleo,
             runner=runner,
         )
 
@@ -118,25 +125,49 @@ def local_deployment(state_dir: Path, pleo_url: str | None = None, progress: loc
 @contextmanager
 def aws_deployment(stack: str, profile: str | None = None, region: str | None = None) -> Iterator[Deployment]:
     """A deployed stack, found by its outputs, with the caller's AWS credentials (profile/region)."""
-    session, config, outputs = _stack(stack, profile, region, STACK_OUTPUTS)
+    session, config, outputs, parameters = _stack(stack, profile, region, STACK_OUTPUTS)
     sqs = session.client("sqs", config=config)
     files = SnapshotStore(outputs["SnapshotBucketName"], session.client("s3", config=config))
     dynamodb = session.resource("dynamodb", config=config)
+    tenants = TenantStore(outputs["TenantsTableName"], dynamodb)
     yield Deployment(
         name=f"stack {stack}",
-        tenants=TenantStore(outputs["TenantsTableName"], dynamodb),
+        tenants=tenants,
         ledger=Ledger(outputs["TenantsTableName"], dynamodb),
         files=files,
         actions=ActionQueue(outputs["ActionsQueueUrl"], sqs),
         dead_letters=DeadLetterQueue(outputs["ActionsDeadLetterQueueUrl"], sqs),
         finished=wiring.finisher(files, RunEvents(EVENT_BUS, session.client("events", config=config))),
         connections=PleoConnections(outputs["TenantsTableName"], dynamodb),
+        check_pleo=_stack_pleo_check(stack, parameters, outputs, tenants, session.client("secretsmanager",
+                                                                                          config=config)),
     )
+
+
+def _stack_pleo_check(stack: str, parameters: dict[str, str], outputs: dict[str, str], tenants: TenantStore,
+                      secrets: Any) -> CheckPleo:
+    """The check the stack's own webhook makes: the stack's PleoBaseUrl, the tenant's secret (read here with
+    the caller's AWS credentials)."""
+    if "PleoBaseUrl" not in parameters:
+        def no_url(_tenant_id: str, _external_id: str) -> None:
+            raise DeploymentError(f"stack {stack!r} has no PleoBaseUrl parameter to check Pleo with")
+        return no_url
+    # Secrets are read through Powertools (as the functions read them), with the caller's credentials.
+    from aws_lambda_powertools.utilities import parameters as powertools
+
+    powertools.base.DEFAULT_PROVIDERS["secrets"] = powertools.SecretsProvider(boto3_client=secrets)
+    settings = PleoSettings(pleo_base_url=parameters["PleoBaseUrl"], tenants_table=outputs["TenantsTableName"],
+                            snapshot_bucket=outputs["SnapshotBucketName"])
+    return wiring.pleo_check(settings, tenants.get)
+
+
+def _no_pleo(_tenant_id: str, _external_id: str) -> None:
+    raise DeploymentError("this command does not reach Pleo: give --pleo-url")
 
 
 def connect_link(stack: str, profile: str | None, region: str | None, tenant_id: str, expires: int) -> str:
     """A signed link that connects the deployed tenant to Pleo by OAuth (coa_sync.pipeline.connect)."""
-    session, config, outputs = _stack(stack, profile, region, ("WebhookUrl", "SecretsPrefix", "TenantsTableName"))
+    session, config, outputs, _ = _stack(stack, profile, region, ("WebhookUrl", "SecretsPrefix", "TenantsTableName"))
     if TenantStore(outputs["TenantsTableName"], session.resource("dynamodb", config=config)).get(tenant_id) is None:
         raise DeploymentError(f"no tenant {tenant_id!r} in stack {stack}")
     name = f"{outputs['SecretsPrefix']}pleo-oauth"
@@ -151,8 +182,8 @@ def connect_link(stack: str, profile: str | None, region: str | None, tenant_id:
 
 
 def _stack(stack: str, profile: str | None, region: str | None, needed: tuple[str, ...]
-           ) -> tuple[boto3.Session, Config, dict[str, str]]:
-    """(session, client config, outputs) of a deployed coa-sync stack that has the `needed` outputs."""
+           ) -> tuple[boto3.Session, Config, dict[str, str], dict[str, str]]:
+    """(session, client config, outputs, parameters) of a deployed coa-sync stack that has the `needed` outputs."""
     try:
         session = boto3.Session(profile_name=profile, region_name=region)
         config = Config(retries={"mode": "standard", "max_attempts": 5})
@@ -162,4 +193,5 @@ def _stack(stack: str, profile: str | None, region: str | None, needed: tuple[st
     outputs = {output["OutputKey"]: output["OutputValue"] for output in described["Stacks"][0].get("Outputs", [])}
     if missing := [name for name in needed if name not in outputs]:
         raise DeploymentError(f"stack {stack!r} is not a coa-sync stack: no output {', '.join(missing)}")
-    return session, config, outputs
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in described["Stacks"][0].get("Parameters", [])}
+    return session, config, outputs, parameters

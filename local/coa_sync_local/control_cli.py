@@ -161,21 +161,25 @@ def _approve(args: argparse.Namespace) -> int:
     with _deployment(args) as deployment:
         record = deployment.find_run(args.run_id, args.tenant)
         _check_local_pleo(args, deployment)
+        if deployment.runner is not None:
+            _set_local_credentials(args, deployment, {record.tenant_id})
         approved = approve_run(record.tenant_id, record.run_id, approved_by="cli", ledger=deployment.ledger,
-                               files=deployment.files, actions=deployment.actions, finished=deployment.finished)
+                               files=deployment.files, actions=deployment.actions, finished=deployment.finished,
+                               check_pleo=deployment.check_pleo)
         if deployment.runner is None:
             _print(args, {"run": approved.model_dump(mode="json")},
                    f"Approved: {approved.planned.archive - record.planned.archive} archive(s) of run "
                    f"{approved.run_id} queued; the writer applies them. Follow with: coa-sync show "
                    f"{approved.run_id} --stack {args.stack}")
             return EXIT_OK
-        _set_local_credentials(args, deployment, {record.tenant_id})
         pending = deployment.runner.apply_queued()
         final = deployment.find_run(record.run_id, record.tenant_id)
         letters = deployment.letters(record.run_id)
+    retry = ("\nWhat Pleo refused waits in the dead-letter queue with its reasons: fix the cause, then "
+             "coa-sync dlq redrive (with --pleo-url and the credentials) applies it." if letters else "")
     _print(args, {"run": final.model_dump(mode="json"), "pending": pending,
                   "failed": [letter.model_dump(mode="json") for letter in letters]},
-           render_runs.report(final, None, letters))
+           render_runs.report(final, None, letters) + retry)
     return EXIT_FAILED if pending or final.failed else EXIT_OK
 
 

@@ -69,6 +69,37 @@ def test_only_the_latest_held_run_can_be_approved(seeded, tmp_path):
     assert not any(a["archived"] for a in seeded.accounts(COMPANY) if a["externalId"] != "old")
 
 
+def test_an_approve_with_a_wrong_key_releases_nothing_and_can_be_made_again_with_the_right_one(seeded, tmp_path):
+    held = as_json(sync(seeded, write_csv(tmp_path / "empty.csv", []), "--json"))["run_id"]
+    wrong = coa_sync("approve", held, "--pleo-url", seeded.url, "--pleo-api-key", "pls_not_the_key_4242", "--json")
+    assert wrong.returncode == 2
+    assert "Pleo could not be reached with tenant 'local''s credentials (PleoRequestError: HTTP 401" in wrong.stderr
+    assert f"nothing was released: run {held} still needs approval" in wrong.stderr
+    assert "pls_not_the_key_4242" not in wrong.stdout + wrong.stderr
+    run = as_json(coa_sync("show", held, "--json"))["run"]
+    assert (run["status"], run["held"], run["failed"], run["approvedAt"]) == ("needs_approval", 3, 0, None)
+    assert as_json(coa_sync("dlq", "list", "--json"))["letters"] == []
+    assert seeded.calls.get("put", 0) == 0
+
+    approved = coa_sync("approve", held, *pleo_options(seeded), "--json")
+    assert approved.returncode == 0, approved.stderr
+    run = json.loads(approved.stdout)["run"]
+    assert (run["status"], run["applied"]["archive"], run["failed"]) == ("completed", 3, 0)
+    assert seeded.calls.get("put", 0) == 3 and seeded.calls.get("batch_create", 0) == 0  # exactly the held archives
+    assert [a["externalId"] for a in seeded.accounts(COMPANY) if a["archived"]] == ["acc-1", "acc-2", "acc-3", "old"]
+
+
+def test_a_plan_after_a_guarded_sync_leaves_its_held_archives_approvable(seeded, tmp_path):
+    empty = write_csv(tmp_path / "empty.csv", [])
+    held = as_json(sync(seeded, empty, "--json"))["run_id"]
+    planned = as_json(coa_sync("plan", "--source", empty, "--pleo-url", seeded.url, "--company-id", COMPANY,
+                               "--pleo-api-key", API_KEY, "--json"))
+    assert planned["dry_run"] is True and planned["held"]["archive"] == 3
+    approved = coa_sync("approve", held, *pleo_options(seeded), "--json")
+    assert approved.returncode == 0, approved.stderr
+    assert json.loads(approved.stdout)["run"]["applied"]["archive"] == 3
+
+
 def test_a_tenants_own_guard_setting_holds_what_the_default_would_let_through(seeded, tmp_path):
     two_left = write_csv(tmp_path / "chart.csv", [("acc-1", "1", "Account 1", True)])
     held = as_json(sync(seeded, two_left, "--archive-guard-min", "1", "--archive-guard-percent", "0", "--json"))

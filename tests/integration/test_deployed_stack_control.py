@@ -32,12 +32,14 @@ from coa_sync_local.control import STACK_OUTPUTS
 from coa_sync_local.runner import _forget_cached_clients
 from moto import mock_aws
 
+from tests.support import API_KEY, COMPANY
 from tests.template_stack import load_template
 
 REGION = "eu-west-1"
 RUN = "20261123T120000Z-0000aaaa"
-# The resources the commands use, with the outputs template.yaml gives them.
+# The resources the commands use, with the outputs and the parameter template.yaml gives them.
 STACK = {
+    "Parameters": {"PleoBaseUrl": {"Type": "String"}},
     "Resources": {
         "Bucket": {"Type": "AWS::S3::Bucket"},
         "Table": {"Type": "AWS::DynamoDB::Table", "Properties": {
@@ -60,14 +62,18 @@ STACK = {
 
 
 @pytest.fixture
-def stack(monkeypatch) -> Iterator[dict[str, str]]:
+def stack(monkeypatch, emulator) -> Iterator[dict[str, str]]:
     for name, value in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
                         "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(name, value)
+    emulator.add_company(COMPANY, api_keys=[API_KEY])
     with mock_aws():
         _forget_cached_clients()
         cloudformation = boto3.client("cloudformation", region_name=REGION)
-        cloudformation.create_stack(StackName="coa-sync", TemplateBody=json.dumps(STACK))
+        cloudformation.create_stack(StackName="coa-sync", TemplateBody=json.dumps(STACK), Parameters=[
+            {"ParameterKey": "PleoBaseUrl", "ParameterValue": emulator.url}])
+        boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name="coa-sync/acme/pleo", SecretString=json.dumps({"apiKey": API_KEY}))
         outputs = {o["OutputKey"]: o["OutputValue"]
                    for o in cloudformation.describe_stacks(StackName="coa-sync")["Stacks"][0]["Outputs"]}
         seed(outputs)
@@ -78,7 +84,7 @@ def stack(monkeypatch) -> Iterator[dict[str, str]]:
 def seed(outputs: dict[str, str]) -> None:
     """acme with one run whose two archives were held, and one dead letter."""
     table, bucket = outputs["TenantsTableName"], outputs["SnapshotBucketName"]
-    TenantStore(table).put(Tenant(tenant_id="acme", company_id="c", pleo_secret_name="coa-sync/acme/pleo",
+    TenantStore(table).put(Tenant(tenant_id="acme", company_id=COMPANY, pleo_secret_name="coa-sync/acme/pleo",
                                   source=FileSource(uri=f"s3://{bucket}/sources/acme/accounts.csv")))
     held = [Action(kind=ActionKind.ARCHIVE, external_id=f"old-{n}", account_id=f"id-{n}",
                    desired=AccountFields(name=f"Old {n}"), before=AccountFields(name=f"Old {n}")) for n in range(2)]
@@ -123,6 +129,17 @@ def test_approve_queues_the_held_archives_for_the_deployed_writer(stack, capsys)
     assert code == 0 and approved["run"]["status"] == "applying" and approved["run"]["approvedBy"] == "cli"
     assert sorted((b["runId"], b["action"]["kind"], b["action"]["externalId"]) for b in queued(
         stack["ActionsQueueUrl"])) == [(RUN, "archive", "old-0"), (RUN, "archive", "old-1")]
+
+
+def test_approve_releases_nothing_while_the_tenants_pleo_secret_is_refused(stack, capsys):
+    boto3.client("secretsmanager", region_name=REGION).put_secret_value(
+        SecretId="coa-sync/acme/pleo", SecretString=json.dumps({"apiKey": "pls_rotated_away"}))
+    assert cli.main(["approve", RUN, "--stack", "coa-sync", "--region", REGION]) == 2
+    refused = capsys.readouterr().err
+    assert "Pleo could not be reached with tenant 'acme''s credentials (PleoRequestError: HTTP 401" in refused
+    assert "pls_rotated_away" not in refused
+    assert queued(stack["ActionsQueueUrl"]) == []
+    assert command(capsys, "show", RUN)[1]["run"]["status"] == "needs_approval"
 
 
 def test_dlq_list_then_redrive_moves_the_letters_back_to_the_actions_queue(stack, capsys):

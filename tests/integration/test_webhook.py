@@ -11,6 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from coa_sync import wiring
 from coa_sync.adapters import aws
 from coa_sync.adapters.ledger import Ledger, RunInProgressError
 from coa_sync.adapters.queues import ActionQueue
@@ -21,9 +22,12 @@ from coa_sync.models import AccountFields, Action, ActionKind, ActionMessage, Fi
 from coa_sync.pipeline import runs
 from coa_sync.pipeline.approve import approve_run
 from coa_sync.pipeline.webhook import MAX_BODY_BYTES, Webhook
+from coa_sync.settings import WebhookSettings
 from coa_sync.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from coa_sync_local.runner import LambdaContext, _forget_cached_clients, _load_handler
 from moto import mock_aws
+
+from tests.support import API_KEY, COMPANY
 
 TABLE = "coa-sync-tenants-test"
 BUCKET = "coa-sync-snapshots-test"
@@ -32,8 +36,10 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
 @pytest.fixture
-def world(monkeypatch) -> Iterator[dict]:
-    for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
+def world(monkeypatch, emulator) -> Iterator[dict]:
+    emulator.add_company(COMPANY, api_keys=[API_KEY])
+    for name, value in {"PLEO_BASE_URL": emulator.url, "PLEO_MAX_ATTEMPTS": "1",
+                        "AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
                         "AWS_SECRET_ACCESS_KEY": "testing", "TENANTS_TABLE": TABLE,
                         "SNAPSHOT_BUCKET": BUCKET, "FETCH_FUNCTION_NAME": "coa-sync-fetch",
                         "ACTIONS_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/coa-sync-actions",
@@ -49,8 +55,10 @@ def world(monkeypatch) -> Iterator[dict]:
                                   {"AttributeName": "sk", "AttributeType": "S"}])
         boto3.client("secretsmanager").create_secret(Name="coa-sync/acme/webhook",
                                                      SecretString=json.dumps({"secret": SECRET}))
+        boto3.client("secretsmanager").create_secret(Name="coa-sync/acme/pleo",
+                                                     SecretString=json.dumps({"apiKey": API_KEY}))
         tenants = TenantStore(TABLE)
-        tenants.put(Tenant(tenant_id="acme", company_id="c", pleo_secret_name="coa-sync/acme/pleo",
+        tenants.put(Tenant(tenant_id="acme", company_id=COMPANY, pleo_secret_name="coa-sync/acme/pleo",
                            source=FileSource(uri="s3://b/sources/acme/accounts.csv"),
                            webhook_secret_name="coa-sync/acme/webhook"))
         tenants.put(Tenant(tenant_id="quiet", company_id="c2", pleo_secret_name="coa-sync/quiet/pleo",
@@ -63,10 +71,12 @@ def world(monkeypatch) -> Iterator[dict]:
         queue = boto3.client("sqs").create_queue(QueueName="coa-sync-actions")["QueueUrl"]
         files = SnapshotStore(BUCKET)
         approve = functools.partial(approve_run, approved_by="webhook", ledger=ledger, files=files,
-                                    actions=ActionQueue(queue), finished=lambda record: None)
+                                    actions=ActionQueue(queue), finished=lambda record: None,
+                                    check_pleo=wiring.pleo_check(WebhookSettings(), tenants.get))
         hook = Webhook(tenant=tenants.get, secret=webhook_secret, ledger=ledger, first_use=ledger.first_use,
                        start=started.append, approve=approve)
-        yield {"hook": hook, "started": started, "ledger": ledger, "files": files, "queue": queue}
+        yield {"hook": hook, "started": started, "ledger": ledger, "files": files, "queue": queue,
+               "pleo": emulator}
         _forget_cached_clients()
     aws.reset()
 
@@ -199,15 +209,15 @@ def test_handler_routes_a_function_url_event(world):
     assert module.handler(event, LambdaContext("coa-sync-webhook"))["statusCode"] == 404
 
 
-def held_run(world, run_id: str = "20261123T120000Z-0000aaaa", archives: int = 2) -> str:
-    """A finished run of acme whose archives the mass-archive guard held back."""
+def held_run(world, run_id: str = "20261123T120000Z-0000aaaa", archives: int = 2, *, dry_run: bool = False) -> str:
+    """A finished run of acme whose archives (old-0, old-1, ...) the mass-archive guard held back."""
     held = [Action(kind=ActionKind.ARCHIVE, external_id=f"old-{n}", account_id=f"id-{n}",
                    desired=AccountFields(name=f"Old {n}"), before=AccountFields(name=f"Old {n}"))
             for n in range(archives)]
     plan = Plan(actions=[], noop=0, held=held, held_reason="the source has no active accounts")
     world["files"].put(plan_key("acme", run_id), plan)
-    runs.start(world["ledger"], RunRequest(tenant_id="acme", trigger="schedule"), run_id)
-    runs.planned(world["ledger"], "acme", run_id, plan, dry_run=False, finished=lambda record: None)
+    runs.start(world["ledger"], RunRequest(tenant_id="acme", trigger="schedule", dry_run=dry_run), run_id)
+    runs.planned(world["ledger"], "acme", run_id, plan, dry_run=dry_run, finished=lambda record: None)
     return run_id
 
 
@@ -273,3 +283,30 @@ def test_a_signature_only_approves_the_run_its_body_names(world):
 def test_a_get_signature_cannot_start_a_run(world):
     answer = world["hook"].start_run("acme", b"", signed(b""), time.time())  # the signature a GET carries
     assert answer.status == 400 and world["started"] == []
+
+
+def test_an_approval_pleo_does_not_answer_releases_nothing_and_can_be_made_again(world):
+    run_id = held_run(world)
+    world["pleo"].inject("error", endpoint="search", status=503)
+    answer = world["hook"].approve_run("acme", run_id, *approval(run_id), time.time())
+    assert answer.status == 502 and "Pleo could not be reached with tenant 'acme'" in answer.body["message"]
+    assert "nothing was released" in answer.body["message"]
+    assert queued(world) == [] and world["ledger"].get("acme", run_id).status == "needs_approval"
+    assert world["ledger"].lock_holder("acme") is None
+
+    time.sleep(1)  # a new signature
+    assert world["hook"].approve_run("acme", run_id, *approval(run_id), time.time()).status == 200
+    assert len(queued(world)) == 2
+
+
+def test_a_later_dry_run_does_not_block_an_approval_unless_it_no_longer_archives_the_held_accounts(world):
+    run_id = held_run(world)
+    held_run(world, "20261123T130000Z-0000bbbb", dry_run=True)  # the same two held: still wanted
+    assert world["hook"].approve_run("acme", run_id, *approval(run_id), time.time()).status == 200
+    world["ledger"].release("acme", run_id)  # as the writer does once the archives are applied
+
+    stale = held_run(world, "20261124T120000Z-0000cccc")
+    held_run(world, "20261124T130000Z-0000dddd", archives=1, dry_run=True)  # old-1 is back in the source
+    answer = world["hook"].approve_run("acme", stale, *approval(stale), time.time())
+    assert answer.status == 409 and "dry run 20261124T130000Z-0000dddd read the charts after" in answer.body["message"]
+    assert "no longer archive 1 of its held account(s) (first: 'old-1')" in answer.body["message"]

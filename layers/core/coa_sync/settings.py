@@ -55,11 +55,14 @@ class WriterSettings(PleoSettings):
     max_receive_count: int | None = Field(default=None, ge=1)
 
 
-class WebhookSettings(CommonSettings):
+class WebhookSettings(PleoSettings):
     fetch_function_name: str = Field(min_length=1)
     # Approved archives are queued here for the writer.
     actions_queue_url: str = Field(min_length=1)
     # Secrets Manager name of the integration's Pleo OAuth client and connect-link key (see pipeline.connect);
     # None: GET /connect/pleo and /oauth/callback answer that OAuth connecting is not set up.
     pleo_oauth_secret_name: str | None = None
-    pleo_timeout_seconds: float = Field(default=15.0, gt=0)
+    # Pleo is asked once before an approval releases anything (and for tokens when a tenant connects):
+    # two short tries fit the function's 15 s.
+    pleo_timeout_seconds: float = Field(default=5.0, gt=0)
+    pleo_max_attempts: int = Field(default=2, ge=1, le=10)

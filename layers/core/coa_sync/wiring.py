@@ -94,6 +94,21 @@ def pleo_snapshot(settings: PleoSettings, tenant: Tenant, observe: Observer | No
         return client.snapshot(tenant.company_id)
 
 
+def pleo_check(settings: PleoSettings, tenant: Callable[[str], Tenant | None],
+               observe: Observer | None = None) -> Callable[[str, str], None]:
+    """What approve asks before it releases anything: does Pleo answer a search of the tenant's company
+    (for one externalId) made with the tenant's credentials?"""
+
+    def check(tenant_id: str, external_id: str) -> None:
+        found = tenant(tenant_id)
+        if found is None:
+            raise LookupError(f"no tenant {tenant_id!r}")
+        with pleo_client(settings, found, observe) as client:
+            client.find(found.company_id, external_id)
+
+    return check
+
+
 def source_snapshot(config: SourceConfig, store: SnapshotStore) -> SourceSnapshot:
     """The tenant's chart from whichever system its source config names (see coa_sync.connectors)."""
     from coa_sync import connectors

@@ -76,11 +76,19 @@ class Ledger:
 
     def runs(self, tenant_id: str, limit: int = 50) -> list[RunRecord]:
         """The tenant's most recent runs, newest first (run ids sort by time)."""
-        condition = Key("pk").eq(_pk(tenant_id)) & Key("sk").begins_with(RUN_PREFIX)
+        return self._runs(Key("pk").eq(_pk(tenant_id)) & Key("sk").begins_with(RUN_PREFIX), limit)
+
+    def runs_after(self, tenant_id: str, run_id: str) -> list[RunRecord]:
+        """The tenant's runs that started after run_id, newest first."""
+        # The RUN# keys from this run's on sort below "RUN$" ("$" follows "#").
+        later = Key("pk").eq(_pk(tenant_id)) & Key("sk").between(RUN_PREFIX + run_id, "RUN$")
+        return [record for record in self._runs(later) if record.run_id != run_id]
+
+    def _runs(self, condition: Any, limit: int | None = None) -> list[RunRecord]:
         records: list[RunRecord] = []
         kwargs: dict[str, Any] = {"KeyConditionExpression": condition, "ScanIndexForward": False}
-        while len(records) < limit:
-            page = self._table.query(**kwargs, Limit=limit - len(records))
+        while limit is None or len(records) < limit:
+            page = self._table.query(**kwargs, **({"Limit": limit - len(records)} if limit else {}))
             records += [RunRecord.model_validate(item) for item in page["Items"]]
             if "LastEvaluatedKey" not in page:
                 break

@@ -1,21 +1,41 @@
 """Releasing the archives the mass-archive guard held back (`coa-sync approve`, the webhook).
 
-Only the tenant's latest run can be approved: once a newer run has read the charts, an
-older run's held archives may no longer be what the source wants.
+- Only the tenant's latest live run can be approved: once a newer live run has read the
+  charts, an older run's held archives may no longer be what the source wants.
+- A dry run changes nothing and does not count as newer. It did read the charts, though: if
+  the latest dry run after the approved run no longer archives every held account (some are
+  back in the source), the held archives are out of date and the approval is refused.
+- Nothing is released before Pleo has answered a request made with the tenant's credentials
+  (a search for the first held account): a wrong key, a revoked token or an unreachable Pleo
+  leave the run as it was, needing approval. Archives released and then refused by Pleo go to
+  the dead-letter queue with their reasons, to be redriven once the cause is fixed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from coa_sync import keys
-from coa_sync.models import ActionMessage, Plan, RunRecord
+from coa_sync.models import ActionKind, ActionMessage, Plan, RunRecord
 from coa_sync.pipeline import runs
 from coa_sync.pipeline.diff import Actions, RunFiles
+
+# (tenant_id, an externalId) -> None once Pleo answered a search for it with the tenant's credentials.
+CheckPleo = Callable[[str, str], None]
 
 
 class ApprovalError(Exception):
     """The run cannot be approved; the message says why."""
+
+
+class PleoUnreachableError(ApprovalError):
+    """Pleo did not answer with the tenant's credentials: nothing was released."""
+
+
+class ApprovalLedger(runs.RunLedger, Protocol):
+    def runs_after(self, tenant_id: str, run_id: str) -> list[RunRecord]: ...
 
 
 def approve_run(
@@ -23,10 +43,11 @@ def approve_run(
     run_id: str,
     *,
     approved_by: str,
-    ledger: runs.RunLedger,
+    ledger: ApprovalLedger,
     files: RunFiles,
     actions: Actions,
     finished: runs.Finished,
+    check_pleo: CheckPleo,
 ) -> RunRecord:
     """Queue exactly the run's held archives; the writer then applies them and closes the run."""
     record = ledger.get(tenant_id, run_id)
@@ -36,14 +57,21 @@ def approve_run(
         raise ApprovalError(f"run {run_id} was a dry run and changes nothing: start a live run and approve that")
     if record.status != "needs_approval" or not record.held:
         raise ApprovalError(f"run {run_id} is {record.status} with no archives held back: nothing to approve")
-    latest = ledger.runs(tenant_id, limit=1)
-    if latest and latest[0].run_id != run_id:
-        raise ApprovalError(f"run {latest[0].run_id} started after run {run_id}, so its held archives may be out "
+    later = ledger.runs_after(tenant_id, run_id)
+    if live := next((later_run for later_run in later if not later_run.dry_run), None):
+        raise ApprovalError(f"run {live.run_id} started after run {run_id}, so its held archives may be out "
                             "of date: approve the latest run instead")
+    plan = files.get(keys.plan_key(tenant_id, run_id), Plan)
+    _check_still_wanted(plan, run_id, later, files)
+    try:
+        check_pleo(tenant_id, plan.held[0].external_id)
+    except Exception as exc:
+        raise PleoUnreachableError(f"Pleo could not be reached with tenant {tenant_id!r}'s credentials "
+                                   f"({type(exc).__name__}: {exc}); nothing was released: run {run_id} still "
+                                   "needs approval") from None
     # The run takes its tenant's lock again (RunInProgressError if another run holds it).
     ledger.acquire(tenant_id, run_id, runs.LOCK_TTL_SECONDS)
     try:
-        plan = files.get(keys.plan_key(tenant_id, run_id), Plan)
         approved = ledger.approve(record, len(plan.held), datetime.now(UTC).isoformat(), approved_by)
         if approved is None:
             raise ApprovalError(f"run {run_id} changed while it was being approved (approved twice?): look again")
@@ -57,3 +85,17 @@ def approve_run(
         runs.fail(ledger, approved, f"queueing the approved archives failed: {type(exc).__name__}: {exc}", finished)
         raise
     return approved
+
+
+def _check_still_wanted(plan: Plan, run_id: str, later: list[RunRecord], files: RunFiles) -> None:
+    """Refuse if the latest dry run since the run (one that planned) no longer archives every held account."""
+    dry = next((record for record in later if record.status in ("completed", "needs_approval")), None)
+    if dry is None:
+        return
+    newer = files.get(keys.plan_key(dry.tenant_id, dry.run_id), Plan)
+    archived = {a.external_id for a in newer.held} | {
+        a.external_id for a in newer.actions if a.kind == ActionKind.ARCHIVE}
+    if stale := [action.external_id for action in plan.held if action.external_id not in archived]:
+        raise ApprovalError(f"dry run {dry.run_id} read the charts after run {run_id} and would no longer archive "
+                            f"{len(stale)} of its held account(s) (first: {stale[0]!r}), so its held archives are "
+                            "out of date: start a live run and approve that")

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from coa_sync import signing
 from coa_sync.adapters.ledger import RunInProgressError
 from coa_sync.models import Model, RunRecord, RunRequest, Tenant, Trigger, new_run_id
-from coa_sync.pipeline.approve import ApprovalError
+from coa_sync.pipeline.approve import ApprovalError, PleoUnreachableError
 from coa_sync.pipeline.runs import LOCK_TTL_SECONDS, RunLedger
 
 MAX_BODY_BYTES = 16 * 1024
@@ -47,7 +47,8 @@ class Webhook:
     ledger: RunLedger
     first_use: Callable[[str, str, int], bool]  # (tenant, signature, ttl) -> not seen before
     start: Callable[[RunRequest], None]
-    # (tenant, run_id) -> the reopened run; raises ApprovalError, LookupError or RunInProgressError
+    # (tenant, run_id) -> the reopened run; raises ApprovalError (PleoUnreachableError), LookupError or
+    # RunInProgressError
     approve: Callable[[str, str], RunRecord]
     # tenant -> its Pleo OAuth connection ({"status": "connected" | "needs_reauth", ...}), None without one
     connection: Callable[[str], dict[str, str] | None] = lambda _tenant_id: None
@@ -94,6 +95,8 @@ class Webhook:
             record = self.approve(tenant_id, run_id)
         except LookupError:
             return Answer(404, {"message": "no such run"})
+        except PleoUnreachableError as exc:  # nothing was released: the same call can be made again
+            return Answer(502, {"message": str(exc)})
         except ApprovalError as exc:
             return Answer(409, {"message": str(exc)})
         except RunInProgressError as busy:
