@@ -25,7 +25,7 @@ from coa_sync.tokens import ReauthRequired
 from pydantic import ValidationError
 
 from coa_sync_local import connect as oauth_connect
-from coa_sync_local import control_cli, pleo_options, source_options
+from coa_sync_local import control_cli, pleo_options, source_options, tenants_cli
 from coa_sync_local.oauth_file import FileTokenStore, OAuthFileError
 from coa_sync_local.render import plan_table, result_text
 from coa_sync_local.runner import TABLE, LocalRunner, RunnerOptions, RunResult
@@ -88,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
 
     oauth_connect.add_command(commands, _connect)
     control_cli.add_commands(commands)
+    tenants_cli.add_commands(commands)
     commands.add_parser("emulator", help="serve the Pleo API emulator on 127.0.0.1 (see: coa-sync emulator --help)")
     return parser
 

@@ -1,5 +1,5 @@
-"""Where the run-control commands (runs, show, diff, approve, dlq) find runs: the local
-embedded default (moto, loaded from the state directory) or a deployed stack on AWS.
+"""Where the run-control commands (runs, show, diff, approve, dlq, tenants, status) find runs and
+tenants: the local embedded default (moto, loaded from the state directory) or a deployed stack.
 
 Both give the same stores, so each command is written once against `Deployment`.
 """
@@ -55,6 +55,9 @@ class Deployment:
     check_pleo: CheckPleo
     # Local only: applies queued actions now, as the deployed writer does by itself.
     runner: local.LocalRunner | None = None
+    # A stack only (the local state keeps no secrets): its Secrets Manager, and the prefix its functions may read.
+    secrets: Any | None = None
+    secrets_prefix: str | None = None
 
     def find_run(self, run_id: str, tenant_id: str | None = None) -> RunRecord:
         for candidate in self._tenant_ids(tenant_id):
@@ -130,6 +133,7 @@ def aws_deployment(stack: str, profile: str | None = None, region: str | None = 
     files = SnapshotStore(outputs["SnapshotBucketName"], session.client("s3", config=config))
     dynamodb = session.resource("dynamodb", config=config)
     tenants = TenantStore(outputs["TenantsTableName"], dynamodb)
+    secrets = session.client("secretsmanager", config=config)
     yield Deployment(
         name=f"stack {stack}",
         tenants=tenants,
@@ -139,8 +143,9 @@ def aws_deployment(stack: str, profile: str | None = None, region: str | None = 
         dead_letters=DeadLetterQueue(outputs["ActionsDeadLetterQueueUrl"], sqs),
         finished=wiring.finisher(files, RunEvents(EVENT_BUS, session.client("events", config=config))),
         connections=PleoConnections(outputs["TenantsTableName"], dynamodb),
-        check_pleo=_stack_pleo_check(stack, parameters, outputs, tenants, session.client("secretsmanager",
-                                                                                          config=config)),
+        check_pleo=_stack_pleo_check(stack, parameters, outputs, tenants, secrets),
+        secrets=secrets,
+        secrets_prefix=outputs.get("SecretsPrefix"),
     )
 
 

@@ -11,19 +11,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from coa_sync.adapters.ledger import RunInProgressError
+from coa_sync.adapters.tenants import TenantConfigError
 from coa_sync.history import compare_charts
 from coa_sync.pipeline.approve import ApprovalError, approve_run
 
 from coa_sync_local import pleo_options, render_runs
-from coa_sync_local.control import Deployment, DeploymentError, aws_deployment, connect_link, local_deployment
+from coa_sync_local.control import Deployment, DeploymentError, aws_deployment, local_deployment
 from coa_sync_local.state import StateError, default_directory
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -35,69 +34,63 @@ class ControlError(Exception):
 
 
 def add_commands(commands: Any) -> None:
-    runs = _command(commands, "runs", "list past runs, newest first", _runs)
+    runs = command(commands, "runs", "list past runs, newest first", _runs)
     runs.add_argument("--tenant", help="only this tenant's runs")
     runs.add_argument("--limit", type=int, default=20, help="at most this many (default: 20)")
 
-    show = _command(commands, "show", "print a run's report: status, counts, held archives, failed items", _show)
+    show = command(commands, "show", "print a run's report: status, counts, held archives, failed items", _show)
     show.add_argument("run_id", metavar="RUN_ID")
     show.add_argument("--tenant", help="the run's tenant (default: looked up)")
 
-    diff = _command(commands, "diff", "show how a tenant's source chart changed between two runs", _diff)
+    diff = command(commands, "diff", "show how a tenant's source chart changed between two runs", _diff)
     diff.add_argument("run_a", metavar="RUN_A")
     diff.add_argument("run_b", metavar="RUN_B")
     diff.add_argument("--tenant", help="the runs' tenant (default: looked up)")
 
-    approve = _command(commands, "approve", "release the archives the mass-archive guard held back in a run",
+    approve = command(commands, "approve", "release the archives the mass-archive guard held back in a run",
                        _approve, pleo=True)
     approve.add_argument("run_id", metavar="RUN_ID")
     approve.add_argument("--tenant", help="the run's tenant (default: looked up)")
 
-    tenants = commands.add_parser("tenants", help="a deployed stack's tenants: connect one to Pleo by OAuth")
-    tenant_commands = tenants.add_subparsers(required=True, metavar="ACTION")
-    link = _command(tenant_commands, "connect-link", "print a signed, expiring link that connects a deployed "
-                                                     "tenant to Pleo by OAuth 2.0 (send it to the customer)",
-                    _connect_link)
-    link.add_argument("tenant_id", metavar="TENANT")
-    link.add_argument("--expires-in", type=float, default=24.0, metavar="HOURS", help="default 24")
-
     dlq = commands.add_parser("dlq", help="the dead-letter queue: items that could not be applied, with reasons")
     dlq_commands = dlq.add_subparsers(required=True, metavar="ACTION")
-    listing = _command(dlq_commands, "list", "show every failed item with its reasons (they stay in the DLQ)",
+    listing = command(dlq_commands, "list", "show every failed item with its reasons (they stay in the DLQ)",
                        _dlq_list)
     listing.add_argument("--run", metavar="RUN_ID", help="only this run's items")
-    _command(dlq_commands, "redrive", "move every failed item back to the actions queue for the writer to "
+    command(dlq_commands, "redrive", "move every failed item back to the actions queue for the writer to "
                                       "try again (after a fix)", _dlq_redrive, pleo=True)
 
 
-def _command(commands: Any, name: str, description: str, handler: Command, pleo: bool = False,
-             ) -> argparse.ArgumentParser:
-    command = commands.add_parser(name, help=description, description=description)
-    where = command.add_argument_group("where the runs are (default: the local state)")
+def command(commands: Any, name: str, description: str, handler: Command, pleo: bool = False,
+            ) -> argparse.ArgumentParser:
+    """A subcommand that works on the local state or, with --stack, on a deployed stack."""
+    parser = commands.add_parser(name, help=description, description=description)
+    where = parser.add_argument_group("where the runs are (default: the local state)")
     where.add_argument("--state-dir", type=Path, default=None,
                        help=f"local state directory (default: ${'COA_SYNC_STATE_DIR'} or {default_directory()})")
     where.add_argument("--stack", metavar="NAME", help="a deployed coa-sync stack instead of the local state")
     where.add_argument("--profile", help="AWS profile for --stack (default: the usual AWS configuration)")
     where.add_argument("--region", help="AWS region for --stack")
     if pleo:
-        local = command.add_argument_group("the Pleo to apply to, locally (a deployed writer needs none)")
+        local = parser.add_argument_group("the Pleo to apply to, locally (a deployed writer needs none)")
         local.add_argument("--pleo-url", metavar="URL", help="Pleo API base URL")
         pleo_options.add_arguments(local)
-    command.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    command.set_defaults(command=lambda args: _guarded(handler, args))
-    return command
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.set_defaults(command=lambda args: _guarded(handler, args))
+    return parser
 
 
 def _guarded(handler: Command, args: argparse.Namespace) -> int:
     try:
         return handler(args)
-    except (ControlError, DeploymentError, StateError, LookupError, ApprovalError, RunInProgressError) as exc:
+    except (ControlError, DeploymentError, StateError, LookupError, ApprovalError, RunInProgressError,
+            TenantConfigError) as exc:
         print(f"coa-sync: error: {exc.args[0] if isinstance(exc, LookupError) else exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
 @contextmanager
-def _deployment(args: argparse.Namespace) -> Iterator[Deployment]:
+def open_deployment(args: argparse.Namespace) -> Iterator[Deployment]:
     if args.stack:
         with aws_deployment(args.stack, args.profile, args.region) as deployment:
             yield deployment
@@ -113,17 +106,17 @@ def _deployment(args: argparse.Namespace) -> Iterator[Deployment]:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    with _deployment(args) as deployment:
+    with open_deployment(args) as deployment:
         records = deployment.runs(args.tenant, args.limit)
         tenant_ids = {record.tenant_id for record in records} | ({args.tenant} if args.tenant else set())
         reauth = deployment.needs_reauth(tenant_ids)
     text = "\n".join(filter(None, [render_runs.runs_table(records), render_runs.needs_reauth(reauth)]))
-    _print(args, {"runs": [record.model_dump(mode="json") for record in records], "needsReauth": reauth}, text)
+    emit(args, {"runs": [record.model_dump(mode="json") for record in records], "needsReauth": reauth}, text)
     return EXIT_OK
 
 
 def _show(args: argparse.Namespace) -> int:
-    with _deployment(args) as deployment:
+    with open_deployment(args) as deployment:
         record = deployment.find_run(args.run_id, args.tenant)
         plan = deployment.plan(record)
         letters = deployment.letters(record.run_id)
@@ -136,19 +129,19 @@ def _show(args: argparse.Namespace) -> int:
         "pleoConnection": reauth.get(record.tenant_id),
     }
     text = "\n".join(filter(None, [render_runs.report(record, plan, letters), render_runs.needs_reauth(reauth)]))
-    _print(args, document, text)
+    emit(args, document, text)
     return EXIT_OK
 
 
 def _diff(args: argparse.Namespace) -> int:
-    with _deployment(args) as deployment:
+    with open_deployment(args) as deployment:
         first = deployment.find_run(args.run_a, args.tenant)
         second = deployment.find_run(args.run_b, args.tenant)
         if first.tenant_id != second.tenant_id:
             raise ControlError(f"run {args.run_a} is tenant {first.tenant_id!r}'s, run {args.run_b} is "
                                f"{second.tenant_id!r}'s: compare two runs of one tenant")
         changes = compare_charts(deployment.source(first).accounts, deployment.source(second).accounts)
-    _print(args, {"tenantId": first.tenant_id, "from": first.run_id, "to": second.run_id,
+    emit(args, {"tenantId": first.tenant_id, "from": first.run_id, "to": second.run_id,
                   "changes": [change.model_dump() for change in changes]},
            render_runs.chart_changes(first, second, changes))
     return EXIT_OK
@@ -158,7 +151,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _approve(args: argparse.Namespace) -> int:
-    with _deployment(args) as deployment:
+    with open_deployment(args) as deployment:
         record = deployment.find_run(args.run_id, args.tenant)
         _check_local_pleo(args, deployment)
         if deployment.runner is not None:
@@ -167,7 +160,7 @@ def _approve(args: argparse.Namespace) -> int:
                                files=deployment.files, actions=deployment.actions, finished=deployment.finished,
                                check_pleo=deployment.check_pleo)
         if deployment.runner is None:
-            _print(args, {"run": approved.model_dump(mode="json")},
+            emit(args, {"run": approved.model_dump(mode="json")},
                    f"Approved: {approved.planned.archive - record.planned.archive} archive(s) of run "
                    f"{approved.run_id} queued; the writer applies them. Follow with: coa-sync show "
                    f"{approved.run_id} --stack {args.stack}")
@@ -177,36 +170,22 @@ def _approve(args: argparse.Namespace) -> int:
         letters = deployment.letters(record.run_id)
     retry = ("\nWhat Pleo refused waits in the dead-letter queue with its reasons: fix the cause, then "
              "coa-sync dlq redrive (with --pleo-url and the credentials) applies it." if letters else "")
-    _print(args, {"run": final.model_dump(mode="json"), "pending": pending,
+    emit(args, {"run": final.model_dump(mode="json"), "pending": pending,
                   "failed": [letter.model_dump(mode="json") for letter in letters]},
            render_runs.report(final, None, letters) + retry)
     return EXIT_FAILED if pending or final.failed else EXIT_OK
 
 
-def _connect_link(args: argparse.Namespace) -> int:
-    if not args.stack:
-        raise ControlError("connect-link makes a link for a deployed stack: give --stack NAME "
-                           "(locally, connect with coa-sync connect)")
-    if not 0 < args.expires_in <= 24 * 30:
-        raise ControlError("--expires-in takes hours, more than 0 and at most 720 (30 days)")
-    expires = int(time.time() + args.expires_in * 3600)
-    link = connect_link(args.stack, args.profile, args.region, args.tenant_id, expires)
-    at = datetime.fromtimestamp(expires, UTC).isoformat()
-    _print(args, {"tenantId": args.tenant_id, "link": link, "expiresAt": at},
-           f"Connect link for tenant {args.tenant_id} (valid until {at}):\n{link}")
-    return EXIT_OK
-
-
 def _dlq_list(args: argparse.Namespace) -> int:
-    with _deployment(args) as deployment:
+    with open_deployment(args) as deployment:
         letters = deployment.letters(args.run)
-    _print(args, {"letters": [letter.model_dump(mode="json") for letter in letters]},
+    emit(args, {"letters": [letter.model_dump(mode="json") for letter in letters]},
            render_runs.dead_letters(letters))
     return EXIT_OK
 
 
 def _dlq_redrive(args: argparse.Namespace) -> int:
-    with _deployment(args) as deployment:
+    with open_deployment(args) as deployment:
         letters = deployment.letters()
         if deployment.runner is not None and letters:
             _check_local_pleo(args, deployment)
@@ -216,12 +195,12 @@ def _dlq_redrive(args: argparse.Namespace) -> int:
         if deployment.runner is None:
             how = (f"SQS is moving them (task {moved.task_handle})" if moved.task_handle
                    else "they are in the actions queue")
-            _print(args, {"moved": moved.messages, "taskHandle": moved.task_handle},
+            emit(args, {"moved": moved.messages, "taskHandle": moved.task_handle},
                    f"Redrive: {moved.messages} item(s) going back to the writer; {how}.")
             return EXIT_OK
         pending = deployment.runner.apply_queued() if moved.messages else 0
         still_failing = deployment.letters()
-    _print(args, {"moved": moved.messages, "pending": pending,
+    emit(args, {"moved": moved.messages, "pending": pending,
                   "failed": [letter.model_dump(mode="json") for letter in still_failing]},
            f"Redrive: {moved.messages} item(s) sent back to the writer and applied; "
            f"{len(still_failing)} in the dead-letter queue now.\n" + render_runs.dead_letters(still_failing))
@@ -247,7 +226,7 @@ def _set_local_credentials(args: argparse.Namespace, deployment: Deployment, ten
             deployment.runner.add_tenant(tenant, credentials, token_store=token_store)
 
 
-def _print(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
+def emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
     print(json.dumps(document, ensure_ascii=False) if args.json else text)
 
 

@@ -50,19 +50,7 @@ def wants_api_source(args: argparse.Namespace) -> bool:
 
 def source_from_args(args: argparse.Namespace) -> tuple[SourceConfig, dict[str, Any]]:
     """The source config and credentials the flags (over the --source-config file) describe; ValueError if bad."""
-    settings: dict[str, Any] = {}
-    credentials: dict[str, Any] = {}
-    if args.source_config:
-        try:
-            document = json.loads(args.source_config.read_text())
-        except OSError as exc:
-            raise ValueError(f"cannot read {args.source_config}: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{args.source_config}:{exc.lineno}: not JSON: {exc.msg}") from None
-        if not isinstance(document, dict) or not isinstance(document.get("source", {}), dict):
-            raise ValueError(f"{args.source_config}: expected an object with a 'source' object")
-        settings.update(document.get("source", {}))
-        credentials.update(document.get("sourceCredentials") or {})
+    settings, credentials = read_config(args.source_config) if args.source_config else ({}, {})
     if args.source_kind:
         settings["kind"] = args.source_kind
     if args.source_url:
@@ -73,15 +61,34 @@ def source_from_args(args: argparse.Namespace) -> tuple[SourceConfig, dict[str, 
     if kind not in API_KINDS:
         raise ValueError(f"the source kind must be one of {', '.join(API_KINDS)} here, not {kind!r}")
     settings.setdefault("secretName", f"coa-sync/{args.tenant}/{kind}")
-    try:
-        config = _SOURCE.validate_python(settings)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'source'}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"{kind} source settings: {problems}") from None
+    config = validated(settings)
     if not credentials:
         raise ValueError(f"{kind} needs credentials: --source-credential KEY=VALUE or sourceCredentials in "
                          "--source-config")
     return config, credentials
+
+
+def read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A tenant config file's source settings and credentials: {"source": {...}, "sourceCredentials": {...}}."""
+    try:
+        document = json.loads(path.read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}:{exc.lineno}: not JSON: {exc.msg}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("source", {}), dict) \
+            or not isinstance(document.get("sourceCredentials") or {}, dict):
+        raise ValueError(f"{path}: expected an object with a 'source' object (and a 'sourceCredentials' object)")
+    return dict(document.get("source", {})), dict(document.get("sourceCredentials") or {})
+
+
+def validated(settings: dict[str, Any]) -> SourceConfig:
+    """Source settings as the functions read them (coa_sync.models.SourceConfig); ValueError naming each problem."""
+    try:
+        return _SOURCE.validate_python(settings)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'source'}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"{settings.get('kind', 'file')} source settings: {problems}") from None
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
@@ -157,5 +164,5 @@ def _emulator(kind: str) -> type[EmulatorBase]:
     raise ValueError(f"no demo for source {kind!r}; choose one of {', '.join(API_KINDS)}")
 
 
-__all__ = ["API_KINDS", "add_arguments", "demo_shape", "demo_source", "source_from_args",
-           "wants_api_source"]
+__all__ = ["API_KINDS", "add_arguments", "demo_shape", "demo_source", "read_config", "source_from_args",
+           "validated", "wants_api_source"]

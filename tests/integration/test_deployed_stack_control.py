@@ -29,56 +29,21 @@ from coa_sync.models import (
 from coa_sync.pipeline import runs
 from coa_sync_local import cli
 from coa_sync_local.control import STACK_OUTPUTS
-from coa_sync_local.runner import _forget_cached_clients
-from moto import mock_aws
 
+from tests.deployed_stack import REGION, STACK, command, deployed_stack
 from tests.support import API_KEY, COMPANY
 from tests.template_stack import load_template
 
-REGION = "eu-west-1"
 RUN = "20261123T120000Z-0000aaaa"
-# The resources the commands use, with the outputs and the parameter template.yaml gives them.
-STACK = {
-    "Parameters": {"PleoBaseUrl": {"Type": "String"}},
-    "Resources": {
-        "Bucket": {"Type": "AWS::S3::Bucket"},
-        "Table": {"Type": "AWS::DynamoDB::Table", "Properties": {
-            "BillingMode": "PAY_PER_REQUEST",
-            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
-                                     {"AttributeName": "sk", "AttributeType": "S"}]}},
-        "Actions": {"Type": "AWS::SQS::Queue"},
-        "ActionsDlq": {"Type": "AWS::SQS::Queue"},
-    },
-    "Outputs": {
-        "SnapshotBucketName": {"Value": {"Ref": "Bucket"}},
-        "TenantsTableName": {"Value": {"Ref": "Table"}},
-        "ActionsQueueUrl": {"Value": {"Ref": "Actions"}},
-        "ActionsDeadLetterQueueUrl": {"Value": {"Ref": "ActionsDlq"}},
-        "WebhookUrl": {"Value": "https://abc.lambda-url.eu-west-1.on.aws/"},
-        "SecretsPrefix": {"Value": "coa-sync/"},
-    },
-}
 
 
 @pytest.fixture
 def stack(monkeypatch, emulator) -> Iterator[dict[str, str]]:
-    for name, value in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(name, value)
-    emulator.add_company(COMPANY, api_keys=[API_KEY])
-    with mock_aws():
-        _forget_cached_clients()
-        cloudformation = boto3.client("cloudformation", region_name=REGION)
-        cloudformation.create_stack(StackName="coa-sync", TemplateBody=json.dumps(STACK), Parameters=[
-            {"ParameterKey": "PleoBaseUrl", "ParameterValue": emulator.url}])
+    with deployed_stack(monkeypatch, emulator) as outputs:
         boto3.client("secretsmanager", region_name=REGION).create_secret(
             Name="coa-sync/acme/pleo", SecretString=json.dumps({"apiKey": API_KEY}))
-        outputs = {o["OutputKey"]: o["OutputValue"]
-                   for o in cloudformation.describe_stacks(StackName="coa-sync")["Stacks"][0]["Outputs"]}
         seed(outputs)
         yield outputs
-        _forget_cached_clients()
 
 
 def seed(outputs: dict[str, str]) -> None:
@@ -98,12 +63,6 @@ def seed(outputs: dict[str, str]) -> None:
     DeadLetterQueue(outputs["ActionsDeadLetterQueueUrl"]).send(DeadLetter(reasons=["NAME_EMPTY"], message=message))
 
 
-def command(capsys, *args: str) -> tuple[int, dict]:
-    code = cli.main([*args, "--stack", "coa-sync", "--region", REGION, "--json"])
-    out = capsys.readouterr().out
-    return code, json.loads(out) if out else {}
-
-
 def queued(url: str) -> list[dict]:
     sqs, bodies = boto3.client("sqs", region_name=REGION), []
     while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
@@ -111,8 +70,10 @@ def queued(url: str) -> list[dict]:
     return bodies
 
 
-def test_the_outputs_the_commands_need_are_template_outputs():
-    assert set(STACK_OUTPUTS) <= set(load_template()["Outputs"])
+def test_the_outputs_and_parameter_the_commands_need_are_the_templates():
+    template = load_template()
+    assert set(STACK_OUTPUTS) | set(STACK["Outputs"]) <= set(template["Outputs"])
+    assert set(STACK["Parameters"]) <= set(template["Parameters"])
 
 
 def test_runs_and_show_read_the_stacks_table_and_bucket(stack, capsys):

@@ -80,6 +80,18 @@ def _config() -> Any:
     return Config(retries={"mode": "standard", "max_attempts": 5})
 
 
+def if_condition_holds(write: Callable[..., dict[str, Any]], **params: Any) -> dict[str, Any] | None:
+    """A conditional write's answer; None when its condition did not hold (another writer got there first)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return write(**params)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return None
+        raise
+
+
 def reset() -> None:
     """Forget cached clients (the local runner starts a fresh moto world per run)."""
     _client.cache_clear()

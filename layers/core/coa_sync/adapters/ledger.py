@@ -9,12 +9,9 @@ Items (single table, keys pk/sk, TTL attribute expiresAt):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from coa_sync.adapters.aws import Attr, Key, table
+from coa_sync.adapters.aws import Attr, Key, if_condition_holds, table
 from coa_sync.models import RunRecord
 
 LOCK_SK = "LOCK"
@@ -44,7 +41,7 @@ class Ledger:
         Taking it again for the same run id succeeds: the webhook takes it, fetch adopts it.
         """
         now = int(self._clock())
-        taken = _if_condition_holds(
+        taken = if_condition_holds(
             self._table.put_item,
             Item={"pk": _pk(tenant_id), "sk": LOCK_SK, "runId": run_id, "expiresAt": now + ttl_seconds},
             ConditionExpression=Attr("pk").not_exists() | Attr("expiresAt").lt(now) | Attr("runId").eq(run_id),
@@ -60,7 +57,7 @@ class Ledger:
 
     def release(self, tenant_id: str, run_id: str) -> None:
         """Release the lock if this run still holds it (a stale run must not free a newer one's lock)."""
-        _if_condition_holds(self._table.delete_item, Key={"pk": _pk(tenant_id), "sk": LOCK_SK},
+        if_condition_holds(self._table.delete_item, Key={"pk": _pk(tenant_id), "sk": LOCK_SK},
                             ConditionExpression=Attr("runId").eq(run_id))
 
     # -- run records ---------------------------------------------------------------------
@@ -110,7 +107,7 @@ class Ledger:
         """Count settled actions; None if the run is not in the ledger."""
         names = {f"#{kind}": kind for kind in applied}
         additions = [f"applied.#{kind} :{kind}" for kind in applied] + ["failed :failed"]
-        response = _if_condition_holds(
+        response = if_condition_holds(
             self._table.update_item,
             Key=_run_key(tenant_id, run_id),
             UpdateExpression="ADD " + ", ".join(additions),
@@ -123,7 +120,7 @@ class Ledger:
 
     def close(self, record: RunRecord, status: str, ended_at: str, error: str | None = None) -> bool:
         """Mark the run finished; True only for the one caller that did it."""
-        return _if_condition_holds(
+        return if_condition_holds(
             self._table.update_item,
             Key=_run_key(record.tenant_id, record.run_id),
             UpdateExpression="SET #status = :status, endedAt = :ended, #error = :error",
@@ -134,7 +131,7 @@ class Ledger:
 
     def approve(self, record: RunRecord, held: int, approved_at: str, approved_by: str) -> RunRecord | None:
         """Turn a run's held archives into planned ones and reopen it; None if the run changed meanwhile."""
-        response = _if_condition_holds(
+        response = if_condition_holds(
             self._table.update_item,
             Key=_run_key(record.tenant_id, record.run_id),
             UpdateExpression="SET planned.#archive = planned.#archive + :held, held = :none, "
@@ -151,22 +148,12 @@ class Ledger:
 
     def first_use(self, tenant_id: str, signature: str, ttl_seconds: int) -> bool:
         """Record a webhook signature; False if it was seen before (a replay)."""
-        return _if_condition_holds(
+        return if_condition_holds(
             self._table.put_item,
             Item={"pk": _pk(tenant_id), "sk": SIGNATURE_PREFIX + signature,
                   "expiresAt": int(self._clock()) + ttl_seconds},
             ConditionExpression=Attr("pk").not_exists(),
         ) is not None
-
-
-def _if_condition_holds(write: Callable[..., dict[str, Any]], **params: Any) -> dict[str, Any] | None:
-    """A conditional write's answer; None when its condition did not hold (another writer got there first)."""
-    try:
-        return write(**params)
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            return None
-        raise
 
 
 def _pk(tenant_id: str) -> str:

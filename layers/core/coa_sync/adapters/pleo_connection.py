@@ -21,8 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from coa_sync.adapters.aws import Attr, client, table
-from coa_sync.adapters.ledger import _if_condition_holds
+from coa_sync.adapters.aws import Attr, client, if_condition_holds, table
 from coa_sync.tokens import OAuthCredentials
 
 CONNECTION_SK = "PLEO_CONNECTION"
@@ -59,7 +58,7 @@ class PleoConnections:
     def refresh_lock(self, tenant_id: str) -> Iterator[bool]:
         """Try the tenant's refresh lock: True while held (released on exit); False if another holds it."""
         owner, now = secrets.token_hex(8), int(self._clock())
-        taken = _if_condition_holds(
+        taken = if_condition_holds(
             self._table.put_item,
             Item={**_key(tenant_id, REFRESH_LOCK_SK), "owner": owner, "expiresAt": now + REFRESH_LEASE_SECONDS},
             ConditionExpression=Attr("pk").not_exists() | Attr("expiresAt").lt(now))
@@ -67,8 +66,8 @@ class PleoConnections:
             yield taken is not None
         finally:
             if taken is not None:
-                _if_condition_holds(self._table.delete_item, Key=_key(tenant_id, REFRESH_LOCK_SK),
-                                    ConditionExpression=Attr("owner").eq(owner))
+                if_condition_holds(self._table.delete_item, Key=_key(tenant_id, REFRESH_LOCK_SK),
+                                   ConditionExpression=Attr("owner").eq(owner))
 
     def start_flow(self, tenant_id: str, code_verifier: str) -> str:
         """A new connect flow's `state` (random, single use), remembering its tenant and PKCE verifier."""
@@ -81,8 +80,8 @@ class PleoConnections:
     def finish_flow(self, state: str) -> tuple[str, str] | None:
         """(tenant, verifier) of the flow this state started, taken away so it serves once; None if it is
         unknown, used already or expired."""
-        answer = _if_condition_holds(self._table.delete_item, Key={"pk": f"OAUTH_STATE#{state}", "sk": STATE_SK},
-                                     ConditionExpression=Attr("pk").exists(), ReturnValues="ALL_OLD")
+        answer = if_condition_holds(self._table.delete_item, Key={"pk": f"OAUTH_STATE#{state}", "sk": STATE_SK},
+                                    ConditionExpression=Attr("pk").exists(), ReturnValues="ALL_OLD")
         item = (answer or {}).get("Attributes")
         if not item or int(item["expiresAt"]) < int(self._clock()):
             return None
