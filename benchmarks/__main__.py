@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import api_calls, cold_start, diff_scale, local_e2e, rate_budget
+from benchmarks import api_calls, cold_start, diff_scale, local_e2e, local_state, rate_budget
 from benchmarks.common import Table, verdict
 
 SECTIONS = {
@@ -25,6 +25,7 @@ SECTIONS = {
     "3": diff_scale.run,
     "4": local_e2e.run,
     "5": cold_start.run,
+    "6": local_state.run,
 }
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
