@@ -96,6 +96,8 @@ def test_add_writes_the_tenant_item_and_its_secrets_read_from_a_file_and_stdin(s
     assert secret("coa-sync/acme/pleo") == {"apiKey": PLEO_KEY}
     assert secret("coa-sync/acme/webhook") == {"secret": WEBHOOK_SECRET}
     assert no_secret_in(json.dumps(added), capsys.readouterr().err)
+    stored = boto3.client("dynamodb", region_name=REGION).scan(TableName=stack["TenantsTableName"])["Items"]
+    assert no_secret_in(json.dumps(stored))  # the item names its secrets; their values are in Secrets Manager only
 
     assert cli.main(["tenants", "show", "acme", "--stack", "coa-sync", "--region", REGION]) == 0
     shown = capsys.readouterr()
