@@ -146,6 +146,9 @@ def _source(args: argparse.Namespace, deployment: Deployment, prefix: str) -> tu
         if not source.secret_name.startswith(prefix):
             raise ControlError(f"secretName {source.secret_name!r} is outside the stack's SecretsPrefix {prefix!r}: "
                                "its functions could not read it")
+        if source.secret_name.endswith(("/pleo", "/webhook")):  # the writer's and the webhook's (template.yaml)
+            raise ControlError(f"secretName {source.secret_name!r} ends like a Pleo or webhook secret: name the "
+                               f"accounting system's credentials otherwise, e.g. {prefix}{args.tenant_id}/{kind}")
     elif not source.uri.startswith(f"s3://{deployment.files.bucket}/sources/"):
         raise ControlError(f"--source must be s3://{deployment.files.bucket}/sources/... (the functions read "
                            f"sources only there), not {source.uri!r}")

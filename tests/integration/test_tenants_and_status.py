@@ -1,5 +1,5 @@
 """Operating a deployment without raw DynamoDB JSON: `coa-sync tenants add|list|show|disable|enable|remove`
-and `coa-sync status` against a deployed stack on moto (and list/status on the local state).
+and `coa-sync status` against a deployed stack on moto (on the local state: tests/e2e/test_run_control.py).
 
 Secrets go in through files, stdin or a prompt: never on the command line, and no command prints them."""
 
@@ -33,7 +33,7 @@ from coa_sync.pipeline import runs
 from coa_sync_local import cli
 
 from tests.deployed_stack import REGION, command, deployed_stack, refused
-from tests.support import API_KEY, COMPANY, write_csv
+from tests.support import COMPANY
 
 PLEO_KEY = "pls_live_SECRETKEY_tenants_0a1b2c3d"
 WEBHOOK_SECRET = "whsec_SECRETHOOK_tenants_4e5f6a7b"
@@ -222,18 +222,3 @@ def test_status_shows_each_tenants_last_run_what_needs_approval_the_dlq_and_reco
     assert "beta: Pleo no longer accepts its authorisation (invalid_grant)" in text
     assert "coa-sync tenants connect-link beta --stack NAME" in text
     assert command(capsys, "tenants", "list")[1]["tenants"][1]["needsReauth"]["status"] == "needs_reauth"
-
-
-def test_locally_list_and_status_read_the_state_and_changes_need_a_stack(pleo, tmp_path, capsys):
-    chart = write_csv(tmp_path / "chart.csv", [("a", "1", "Cash", True)])
-    assert cli.main(["sync", "--source", chart, "--pleo-url", pleo.url, "--company-id", COMPANY,
-                     "--pleo-api-key", API_KEY, "--json"]) == 0
-    run_id = json.loads(capsys.readouterr().out)["run_id"]
-    assert cli.main(["tenants", "list", "--json"]) == 0
-    assert [t["tenantId"] for t in json.loads(capsys.readouterr().out)["tenants"]] == ["local"]
-    assert cli.main(["status", "--json"]) == 0
-    (local,) = json.loads(capsys.readouterr().out)["tenants"]
-    assert (local["lastRun"]["runId"], local["lastRun"]["status"], local["needsApproval"]) == (
-        run_id, "completed", None)
-    assert cli.main(["tenants", "disable", "local"]) == 2
-    assert "tenants disable is for a deployed stack: give --stack NAME" in capsys.readouterr().err
