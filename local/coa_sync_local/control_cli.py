@@ -48,24 +48,24 @@ def add_commands(commands: Any) -> None:
     diff.add_argument("--tenant", help="the runs' tenant (default: looked up)")
 
     approve = command(commands, "approve", "release the archives the mass-archive guard held back in a run",
-                       _approve, pleo=True)
+                      _approve, pleo=True)
     approve.add_argument("run_id", metavar="RUN_ID")
     approve.add_argument("--tenant", help="the run's tenant (default: looked up)")
 
     dlq = commands.add_parser("dlq", help="the dead-letter queue: items that could not be applied, with reasons")
     dlq_commands = dlq.add_subparsers(required=True, metavar="ACTION")
     listing = command(dlq_commands, "list", "show every failed item with its reasons (they stay in the DLQ)",
-                       _dlq_list)
+                      _dlq_list)
     listing.add_argument("--run", metavar="RUN_ID", help="only this run's items")
     command(dlq_commands, "redrive", "move every failed item back to the actions queue for the writer to "
-                                      "try again (after a fix)", _dlq_redrive, pleo=True)
+                                     "try again (after a fix)", _dlq_redrive, pleo=True)
 
 
 def command(commands: Any, name: str, description: str, handler: Command, pleo: bool = False,
             ) -> argparse.ArgumentParser:
     """A subcommand that works on the local state or, with --stack, on a deployed stack."""
     parser = commands.add_parser(name, help=description, description=description)
-    where = parser.add_argument_group("where the runs are (default: the local state)")
+    where = parser.add_argument_group("where the runs and tenants are (default: the local state)")
     where.add_argument("--state-dir", type=Path, default=None,
                        help=f"local state directory (default: ${'COA_SYNC_STATE_DIR'} or {default_directory()})")
     where.add_argument("--stack", metavar="NAME", help="a deployed coa-sync stack instead of the local state")
@@ -142,8 +142,8 @@ def _diff(args: argparse.Namespace) -> int:
                                f"{second.tenant_id!r}'s: compare two runs of one tenant")
         changes = compare_charts(deployment.source(first).accounts, deployment.source(second).accounts)
     emit(args, {"tenantId": first.tenant_id, "from": first.run_id, "to": second.run_id,
-                  "changes": [change.model_dump() for change in changes]},
-           render_runs.chart_changes(first, second, changes))
+                "changes": [change.model_dump() for change in changes]},
+         render_runs.chart_changes(first, second, changes))
     return EXIT_OK
 
 
@@ -161,9 +161,9 @@ def _approve(args: argparse.Namespace) -> int:
                                check_pleo=deployment.check_pleo)
         if deployment.runner is None:
             emit(args, {"run": approved.model_dump(mode="json")},
-                   f"Approved: {approved.planned.archive - record.planned.archive} archive(s) of run "
-                   f"{approved.run_id} queued; the writer applies them. Follow with: coa-sync show "
-                   f"{approved.run_id} --stack {args.stack}")
+                 f"Approved: {approved.planned.archive - record.planned.archive} archive(s) of run "
+                 f"{approved.run_id} queued; the writer applies them. Follow with: coa-sync show "
+                 f"{approved.run_id} --stack {args.stack}")
             return EXIT_OK
         pending = deployment.runner.apply_queued()
         final = deployment.find_run(record.run_id, record.tenant_id)
@@ -171,8 +171,8 @@ def _approve(args: argparse.Namespace) -> int:
     retry = ("\nWhat Pleo refused waits in the dead-letter queue with its reasons: fix the cause, then "
              "coa-sync dlq redrive (with --pleo-url and the credentials) applies it." if letters else "")
     emit(args, {"run": final.model_dump(mode="json"), "pending": pending,
-                  "failed": [letter.model_dump(mode="json") for letter in letters]},
-           render_runs.report(final, None, letters) + retry)
+                "failed": [letter.model_dump(mode="json") for letter in letters]},
+         render_runs.report(final, None, letters) + retry)
     return EXIT_FAILED if pending or final.failed else EXIT_OK
 
 
@@ -180,7 +180,7 @@ def _dlq_list(args: argparse.Namespace) -> int:
     with open_deployment(args) as deployment:
         letters = deployment.letters(args.run)
     emit(args, {"letters": [letter.model_dump(mode="json") for letter in letters]},
-           render_runs.dead_letters(letters))
+         render_runs.dead_letters(letters))
     return EXIT_OK
 
 
@@ -196,14 +196,14 @@ def _dlq_redrive(args: argparse.Namespace) -> int:
             how = (f"SQS is moving them (task {moved.task_handle})" if moved.task_handle
                    else "they are in the actions queue")
             emit(args, {"moved": moved.messages, "taskHandle": moved.task_handle},
-                   f"Redrive: {moved.messages} item(s) going back to the writer; {how}.")
+                 f"Redrive: {moved.messages} item(s) going back to the writer; {how}.")
             return EXIT_OK
         pending = deployment.runner.apply_queued() if moved.messages else 0
         still_failing = deployment.letters()
     emit(args, {"moved": moved.messages, "pending": pending,
-                  "failed": [letter.model_dump(mode="json") for letter in still_failing]},
-           f"Redrive: {moved.messages} item(s) sent back to the writer and applied; "
-           f"{len(still_failing)} in the dead-letter queue now.\n" + render_runs.dead_letters(still_failing))
+                "failed": [letter.model_dump(mode="json") for letter in still_failing]},
+         f"Redrive: {moved.messages} item(s) sent back to the writer and applied; "
+         f"{len(still_failing)} in the dead-letter queue now.\n" + render_runs.dead_letters(still_failing))
     return EXIT_FAILED if pending or still_failing else EXIT_OK
 
 

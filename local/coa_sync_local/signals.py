@@ -47,5 +47,28 @@ def stopping_on_signals() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+@contextmanager
+def deferred() -> Iterator[None]:
+    """A block a stop signal does not cut short (a save and what it records it saved): the signal
+    is raised as Stopped when the block ends."""
+    global _deferring, _pending
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if not _deferring and _pending is not None:
+            signum, _pending = _pending, None
+            raise Stopped(signum)
+
+
+_deferring = 0  # blocks inside deferred(): signals wait
+_pending: int | None = None
+
+
 def _stop(signum: int, _frame: FrameType | None) -> None:
+    global _pending
+    if _deferring:
+        _pending = signum
+        return
     raise Stopped(signum)

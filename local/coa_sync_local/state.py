@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from coa_sync_local import signals
+
 STATE_DIR_ENV = "COA_SYNC_STATE_DIR"
 DATABASE = "state.db"
 SCHEMA_VERSION = 1
@@ -178,30 +180,34 @@ class LocalState:
             new[queue] = [(next(numbers), m) for m in messages if m.id not in known]
             gone[queue] = known.keys() - {m.id for m in messages}
         db = self._database()
-        with db:
-            db.executemany("INSERT OR REPLACE INTO objects VALUES (?, ?, ?)",
-                           ((key, etag, bucket[key].value) for key, etag in objects))
-            db.executemany("DELETE FROM objects WHERE key = ?", ((key,) for key in gone_objects))
-            db.executemany("INSERT OR REPLACE INTO items VALUES (?, ?, ?)",
-                           ((*key, json.dumps(item.to_json()["Attributes"])) for key, item in items
-                            if item is not None))
-            db.executemany("DELETE FROM items WHERE pk = ? AND sk = ?", (key for key, item in items if item is None))
+        # A stop signal waits for the end of the save: what was committed must be what is recorded as saved
+        # (a message recorded as unsaved would be written twice).
+        with signals.deferred():
+            with db:
+                db.executemany("INSERT OR REPLACE INTO objects VALUES (?, ?, ?)",
+                               ((key, etag, bucket[key].value) for key, etag in objects))
+                db.executemany("DELETE FROM objects WHERE key = ?", ((key,) for key in gone_objects))
+                db.executemany("INSERT OR REPLACE INTO items VALUES (?, ?, ?)",
+                               ((*key, json.dumps(item.to_json()["Attributes"])) for key, item in items
+                                if item is not None))
+                db.executemany("DELETE FROM items WHERE pk = ? AND sk = ?",
+                               (key for key, item in items if item is None))
+                for queue in world.queues:
+                    known = self._messages.get(queue, {})
+                    db.executemany("DELETE FROM messages WHERE seq = ?",
+                                   ((known[moto_id],) for moto_id in gone[queue]))
+                    db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?)", (
+                        (seq, queue, m.body, _attributes_json(m.message_attributes)) for seq, m in new[queue]))
+            self._etags.update(objects)
+            for key in gone_objects:
+                del self._etags[key]
+            self._changes_read = len(changes)
+            self._next_seq = next(numbers)
             for queue in world.queues:
-                known = self._messages.get(queue, {})
-                db.executemany("DELETE FROM messages WHERE seq = ?", ((known[moto_id],) for moto_id in gone[queue]))
-                db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?)",
-                               ((seq, queue, m.body, _attributes_json(m.message_attributes)) for seq, m in new[queue]))
-        # Only what was committed counts as saved: a save stopped halfway is written again next time.
-        self._etags.update(objects)
-        for key in gone_objects:
-            del self._etags[key]
-        self._changes_read = len(changes)
-        self._next_seq = next(numbers)
-        for queue in world.queues:
-            known = self._messages.setdefault(queue, {})
-            for moto_id in gone[queue]:
-                del known[moto_id]
-            known.update((m.id, seq) for seq, m in new[queue])
+                known = self._messages.setdefault(queue, {})
+                for moto_id in gone[queue]:
+                    del known[moto_id]
+                known.update((m.id, seq) for seq, m in new[queue])
 
     def _database(self) -> sqlite3.Connection:
         if self._db is None:
