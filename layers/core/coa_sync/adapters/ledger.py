@@ -58,7 +58,7 @@ class Ledger:
     def release(self, tenant_id: str, run_id: str) -> None:
         """Release the lock if this run still holds it (a stale run must not free a newer one's lock)."""
         if_condition_holds(self._table.delete_item, Key={"pk": _pk(tenant_id), "sk": LOCK_SK},
-                            ConditionExpression=Attr("runId").eq(run_id))
+                           ConditionExpression=Attr("runId").eq(run_id))
 
     # -- run records ---------------------------------------------------------------------
 
