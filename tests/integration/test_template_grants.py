@@ -82,9 +82,10 @@ def test_each_function_writes_only_the_run_files_it_owns(stack):
 
 def test_each_function_reads_only_the_secrets_it_uses(stack):
     prefix = stack.parameters["SecretsPrefix"]
-    assert secret_readers(stack, f"{prefix}acme/pleo") == {"FetchFunction", "WriterFunction"}
+    # The webhook too: an approval first makes one search with the tenant's Pleo credentials.
+    assert secret_readers(stack, f"{prefix}acme/pleo") == {"FetchFunction", "WriterFunction", "WebhookFunction"}
     assert secret_readers(stack, f"{prefix}acme/thredfi") == {"FetchFunction"}  # a source's credentials
-    # The public webhook reads the signing secrets and nothing else; nothing else reads them.
+    # The public webhook reads the signing secrets (and Pleo's); nothing else reads the signing secrets.
     assert secret_readers(stack, f"{prefix}acme/webhook") == {"WebhookFunction"}
     assert secret_readers(stack, "other-app/acme/pleo") == set()
 
@@ -95,7 +96,7 @@ def test_each_function_reads_only_the_secrets_it_uses(stack):
 def test_only_the_functions_that_list_tenants_or_runs_may_scan_or_query(stack):
     table = stack.attribute("TenantsTable", "Arn")
     assert allowed(stack, "dynamodb:Scan", table) == {"FetchFunction"}  # the schedule's fan-out
-    assert allowed(stack, "dynamodb:Query", table) == {"WebhookFunction"}  # approve: the tenant's latest run
+    assert allowed(stack, "dynamodb:Query", table) == {"WebhookFunction"}  # approve: the runs after the one approved
 
 
 def test_the_writer_polls_only_the_actions_queue_with_its_own_grants(stack):
