@@ -59,17 +59,16 @@ def wait_for(condition, problem: str, timeout: float = 20.0) -> None:
 
 
 def read_until(process: subprocess.Popen, text: str, timeout: float = 90.0) -> str:
-    """The process's stderr up to the line holding `text`."""
-    seen = ""
+    """The process's stderr up to `text`, read as it comes (unbuffered: no line waits in a buffer)."""
+    seen, fd = "", process.stderr.fileno()
     with selectors.DefaultSelector() as selector:
-        selector.register(process.stderr, selectors.EVENT_READ)
+        selector.register(fd, selectors.EVENT_READ)
         deadline = time.monotonic() + timeout
         while text not in seen:
             left = deadline - time.monotonic()
-            if left <= 0 or process.poll() is not None or not selector.select(left):
+            if left <= 0 or not selector.select(left) or not (chunk := os.read(fd, 65536)):
                 raise AssertionError(f"no {text!r} on stderr; got:\n{seen}")
-            line = process.stderr.readline()
-            seen += line
+            seen += chunk.decode(errors="replace")
     return seen
 
 
