@@ -61,6 +61,9 @@ def add_commands(commands: Any) -> None:
     pleo.add_argument("--pleo-api-key-from", metavar="SOURCE", help=f"the Pleo API key: {SOURCE_HELP} "
                                                                     "(default: prompt)")
     pleo.add_argument("--pleo-token-from", metavar="SOURCE", help=f"a Pleo OAuth access token instead: {SOURCE_HELP}")
+    pleo.add_argument("--connect-by-oauth", action="store_true",
+                      help="write no Pleo secret now: the tenant connects by OAuth (tenants connect-link), which "
+                           "writes it")
     add.add_argument("--webhook-secret-from", metavar="SOURCE",
                      help=f"the secret signing its webhook calls (16+ characters): {SOURCE_HELP}; none: no webhook")
     add.add_argument("--source-credentials-from", metavar="SOURCE",
@@ -106,7 +109,7 @@ def _add(args: argparse.Namespace) -> int:
         if not args.replace and deployment.tenants.item(tenant.tenant_id):
             raise ControlError(f"tenant {tenant.tenant_id!r} already exists in the {deployment.name}: see coa-sync "
                                f"tenants show {tenant.tenant_id}; --replace overwrites it")
-        values = {names["pleo"]: _pleo_credentials(args)}
+        values = {} if args.connect_by_oauth else {names["pleo"]: _pleo_credentials(args)}
         if "webhook" in names:
             values[names["webhook"]] = {"secret": _webhook_secret(args.webhook_secret_from)}
         if isinstance(source, ApiSource):
@@ -117,7 +120,9 @@ def _add(args: argparse.Namespace) -> int:
     emit(args, {"tenant": tenant.model_dump(mode="json"), "secrets": written},
          f"Tenant {tenant.tenant_id} {'replaced in' if args.replace else 'added to'} the {deployment.name}"
          f"{'' if tenant.enabled else ' (disabled)'}: company {tenant.company_id}, {_describe(tenant)}.\n"
-         + "\n".join(f"  secret {name}: {how}" for name, how in written.items()))
+         + "\n".join(f"  secret {name}: {how}" for name, how in written.items())
+         + (f"\nConnect it to Pleo: coa-sync tenants connect-link {tenant.tenant_id} --stack {args.stack}"
+            if args.connect_by_oauth else ""))
     return EXIT_OK
 
 

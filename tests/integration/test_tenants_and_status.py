@@ -136,6 +136,12 @@ def test_add_refuses_bad_input_and_writes_nothing(stack, files, tmp_path, capsys
     assert secret_names() == [] and TenantStore(stack["TenantsTableName"]).all() == []
 
 
+def test_a_tenant_that_connects_by_oauth_is_added_without_a_pleo_secret(stack, capsys):
+    code, added = add(capsys, stack, "acme", "--connect-by-oauth")
+    assert code == 0 and added["secrets"] == {} and secret_names() == []
+    assert TenantStore(stack["TenantsTableName"]).get("acme").pleo_secret_name == "coa-sync/acme/pleo"
+
+
 def test_add_refuses_a_source_the_functions_cannot_read_and_an_existing_tenant(stack, files, capsys):
     elsewhere = refused(capsys, "tenants", "add", "acme", "--company-id", COMPANY, "--source", "s3://elsewhere/a.csv",
                         "--pleo-api-key-from", str(files["pleo"]))
