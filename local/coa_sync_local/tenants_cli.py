@@ -1,7 +1,8 @@
 """Operating a deployment's tenants without raw DynamoDB JSON: `coa-sync tenants ...` and `coa-sync status`.
 
     coa-sync tenants add TENANT --stack NAME --company-id ID (--source s3://BUCKET/sources/... |
-                     --source-config FILE.json) [--pleo-api-key-from SOURCE | --pleo-token-from SOURCE]
+                     --source-config FILE.json) [--pleo-api-key-from SOURCE | --pleo-token-from SOURCE |
+                     --connect-by-oauth]
                      [--webhook-secret-from SOURCE] [--source-credentials-from SOURCE] ...
     coa-sync tenants list | show TENANT | disable TENANT | enable TENANT | remove TENANT   [--stack NAME]
     coa-sync tenants connect-link TENANT --stack NAME [--expires-in HOURS]   (Pleo by OAuth 2.0)
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -33,7 +35,7 @@ from coa_sync.models import ApiSource, Tenant
 from coa_sync.tokens import RECONNECT_HINT
 from pydantic import ValidationError
 
-from coa_sync_local import source_options
+from coa_sync_local import pleo_options, source_options
 from coa_sync_local.control import Deployment, connect_link
 from coa_sync_local.control_cli import EXIT_OK, ControlError, command, emit, open_deployment
 from coa_sync_local.render import table
@@ -59,7 +61,8 @@ def add_commands(commands: Any) -> None:
                        help='an accounting-system source: {"source": {"kind", ...}, "sourceCredentials": {...}}')
     pleo = add.add_mutually_exclusive_group()
     pleo.add_argument("--pleo-api-key-from", metavar="SOURCE", help=f"the Pleo API key: {SOURCE_HELP} "
-                                                                    "(default: prompt)")
+                                                                    f"(default: ${pleo_options.API_KEY_ENV}, "
+                                                                    "else prompt)")
     pleo.add_argument("--pleo-token-from", metavar="SOURCE", help=f"a Pleo OAuth access token instead: {SOURCE_HELP}")
     pleo.add_argument("--connect-by-oauth", action="store_true",
                       help="write no Pleo secret now: the tenant connects by OAuth (tenants connect-link), which "
@@ -117,12 +120,12 @@ def _add(args: argparse.Namespace) -> int:
         written = {name: _write_secret(secrets, name, value, tenant.tenant_id) for name, value in values.items()}
         if not deployment.tenants.put(tenant, replace=args.replace):
             raise ControlError(f"tenant {tenant.tenant_id!r} was added by someone else meanwhile: look again")
-    emit(args, {"tenant": tenant.model_dump(mode="json"), "secrets": written},
-         f"Tenant {tenant.tenant_id} {'replaced in' if args.replace else 'added to'} the {deployment.name}"
-         f"{'' if tenant.enabled else ' (disabled)'}: company {tenant.company_id}, {_describe(tenant)}.\n"
-         + "\n".join(f"  secret {name}: {how}" for name, how in written.items())
-         + (f"\nConnect it to Pleo: coa-sync tenants connect-link {tenant.tenant_id} --stack {args.stack}"
-            if args.connect_by_oauth else ""))
+    lines = [f"Tenant {tenant.tenant_id} {'replaced in' if args.replace else 'added to'} the {deployment.name}"
+             f"{'' if tenant.enabled else ' (disabled)'}: company {tenant.company_id}, {_describe(tenant)}."]
+    lines += [f"  secret {name}: {how}" for name, how in written.items()]
+    if args.connect_by_oauth:
+        lines.append(f"Connect it to Pleo: coa-sync tenants connect-link {tenant.tenant_id} --stack {args.stack}")
+    emit(args, {"tenant": tenant.model_dump(mode="json"), "secrets": written}, "\n".join(lines))
     return EXIT_OK
 
 
@@ -175,12 +178,14 @@ def _guard(args: argparse.Namespace) -> dict[str, Any] | None:
 
 def _pleo_credentials(args: argparse.Namespace) -> dict[str, str]:
     if args.pleo_token_from:
-        return {"accessToken": read_secret(args.pleo_token_from, "Pleo access token")}
-    return {"apiKey": read_secret(args.pleo_api_key_from or "prompt", "Pleo API key")}
+        return {"accessToken": _read_secret(args.pleo_token_from, "Pleo access token")}
+    if not args.pleo_api_key_from and os.environ.get(pleo_options.API_KEY_ENV):  # as sync reads it
+        return {"apiKey": os.environ[pleo_options.API_KEY_ENV]}
+    return {"apiKey": _read_secret(args.pleo_api_key_from or "prompt", "Pleo API key")}
 
 
 def _webhook_secret(source: str) -> str:
-    secret = read_secret(source, "webhook secret")
+    secret = _read_secret(source, "webhook secret")
     if len(secret) < 16:
         raise ControlError(f"the webhook secret must be at least 16 characters, not {len(secret)}")
     return secret
@@ -192,7 +197,7 @@ def _source_credentials(args: argparse.Namespace, from_config: dict[str, Any], k
             raise ControlError(f"{kind} needs credentials: --source-credentials-from SOURCE (a JSON object) or "
                                "sourceCredentials in --source-config")
         return from_config
-    text = read_secret(args.source_credentials_from, f"{kind} credentials (a JSON object)")
+    text = _read_secret(args.source_credentials_from, f"{kind} credentials (a JSON object)")
     try:
         credentials = json.loads(text)
     except ValueError:
@@ -202,7 +207,7 @@ def _source_credentials(args: argparse.Namespace, from_config: dict[str, Any], k
     return credentials
 
 
-def read_secret(source: str, what: str) -> str:
+def _read_secret(source: str, what: str) -> str:
     """A secret from `prompt` (the terminal), `-` (stdin, up to its end) or a file; never echoed or printed."""
     if source == "prompt":
         if not sys.stdin.isatty():

@@ -117,6 +117,10 @@ def test_add_asks_for_the_key_at_a_prompt_and_only_where_there_is_a_terminal(sta
     assert code == 0 and prompts == ["Pleo API key: "]
     assert secret("coa-sync/acme/pleo") == {"apiKey": PLEO_KEY} and no_secret_in(json.dumps(added))
 
+    monkeypatch.setenv("COA_SYNC_PLEO_API_KEY", PLEO_KEY)  # as sync reads it: no prompt then
+    assert add(capsys, stack, "beta")[0] == 0 and prompts == ["Pleo API key: "]
+    assert secret("coa-sync/beta/pleo") == {"apiKey": PLEO_KEY}
+
 
 @pytest.mark.parametrize(("tenant", "extra", "message"), [
     ("Acme Corp", [], "not a valid tenant: TENANT: String should match pattern"),
