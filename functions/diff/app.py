@@ -41,7 +41,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric("ItemErrors", "Count", len(plan.errors))
         metrics.add_metric("ArchivesHeld", "Count", len(plan.held))
         if plan.held:
-            logger.warning("mass-archive guard held archives back",
+            logger.warning("archives held back",
                            extra={"tenant": manifest.tenant_id, "held": len(plan.held), "reason": plan.held_reason})
         runs.append({"tenantId": manifest.tenant_id, "runId": manifest.run_id, "planned": counts.model_dump()})
     return {"runs": runs}

@@ -1,8 +1,6 @@
 """coa-sync: the command line.
 
-Exit codes (other tools script against them): 0 everything planned was applied;
-1 some items failed, were set aside or were held back by the mass-archive guard (each is
-reported); 2 bad input or configuration.
+Exit codes and how failures are told (other tools script against them): coa_sync_local.errors.
 """
 
 from __future__ import annotations
@@ -10,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib.resources
 import json
+import os
 import sys
 import time
 import uuid
@@ -20,49 +19,46 @@ from coa_sync.adapters.pleo import PleoError, PleoRequestError
 from coa_sync.adapters.pleo_connection import PleoConnections
 from coa_sync.connectors import ConnectorError, ConnectorRequestError
 from coa_sync.models import ArchiveGuard, FileSource, SourceConfig, Tenant
-from coa_sync.sources import SourceFormatError, read_source
+from coa_sync.sources import SourceFormatError, check_readable
 from coa_sync.tokens import ReauthRequired
 from pydantic import ValidationError
 
+from coa_sync_local import arguments, control_cli, log_output, pleo_options, source_options, tenants_cli
 from coa_sync_local import connect as oauth_connect
-from coa_sync_local import control_cli, pleo_options, source_options, tenants_cli
+from coa_sync_local.errors import EXIT_BROKEN_PIPE, EXIT_INCOMPLETE, EXIT_OK, UsageError, report
 from coa_sync_local.oauth_file import FileTokenStore, OAuthFileError
-from coa_sync_local.render import plan_table, result_text
+from coa_sync_local.render import SHOWN_ROWS, plan_table, result_text
 from coa_sync_local.runner import TABLE, LocalRunner, RunnerOptions, RunResult
-from coa_sync_local.signals import Stopped, stopping_on_signals
-from coa_sync_local.state import LocalState, StateError, default_directory
+from coa_sync_local.signals import stopping_on_signals
+from coa_sync_local.state import LocalState, default_directory
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 DEMO_COMPANY = "12abc3d4-e567-890e-1234-abc56e78fabc"
 
 
-class UsageError(Exception):
-    """Bad input or configuration: exit 2 with this message."""
-
-
 def main(argv: list[str] | None = None) -> int:
+    """Every command's one exit: its own code, or how its failure is told (coa_sync_local.errors)."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["emulator"]:  # its options are the emulator's own
-        from coa_sync_local.emulators.pleo import main as emulator_main
-
-        return emulator_main(argv[1:])
-    args = _parser().parse_args(argv)
     try:
+        if argv[:1] == ["emulator"]:  # its options are the emulator's own
+            from coa_sync_local.emulators.pleo import main as emulator_main
+
+            return emulator_main(argv[1:], prog="coa-sync emulator")
+        args = _parser().parse_args(argv)
+        log_output.configure(args)
         with stopping_on_signals():
-            return args.command(args)
-    except (UsageError, StateError) as exc:
-        print(f"coa-sync: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except Stopped as stopped:
-        print(f"coa-sync: stopped by {stopped}; what was done so far is kept (see: coa-sync runs)", file=sys.stderr)
-        return stopped.exit_code
-    except KeyboardInterrupt:
-        print("coa-sync: interrupted", file=sys.stderr)
-        return 130
+            code = args.command(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`coa-sync dlq list | head`): say nothing more on stdout, not even at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except (Exception, KeyboardInterrupt) as exc:
+        return report(exc, as_json="--json" in argv)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="coa-sync", description="Chart of Accounts sync into Pleo.")
+    parser = arguments.Parser(prog="coa-sync", description="Chart of Accounts sync into Pleo.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="run a full sync against a built-in Pleo emulator with sample data")
@@ -74,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="play one of the system's documented alternatives: page_shape=links, error_shape=guide "
                            "(thredfi); list_shape=array (dualentry); page_shape=short, end=last_page (stackone)")
     _add_state_argument(demo)
+    log_output.add_arguments(demo)
     demo.set_defaults(command=_demo)
 
     sync = commands.add_parser("sync", help="sync a chart of accounts file into Pleo (or a Pleo emulator)")
@@ -97,11 +94,16 @@ def _add_run_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--source", type=Path, metavar="FILE",
                          help="CSV or JSON with externalId,code,name,active[,taxCodeExternalId] "
                               "(for --source-kind file, the default)")
-    command.add_argument("--pleo-url", required=True, metavar="URL", help="Pleo API base URL")
-    command.add_argument("--company-id", required=True, metavar="ID", help="Pleo companyId")
+    command.add_argument("--pleo-url", required=True, type=arguments.http_url, metavar="URL",
+                         help="Pleo API base URL")
+    command.add_argument("--company-id", required=True, type=arguments.text, metavar="ID", help="Pleo companyId")
     pleo_options.add_arguments(command.add_argument_group("Pleo credentials", pleo_options.HELP))
-    command.add_argument("--tenant", default="local", help="tenant id used for this run's files (default: local)")
+    command.add_argument("--tenant", default="local", type=arguments.tenant_id,
+                         help="tenant id used for this run's files (default: local)")
     command.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    log_output.add_arguments(command)
+    command.add_argument("--full", action="store_true",
+                         help=f"print every planned row (past {SHOWN_ROWS}, the table shows the first of each kind)")
     _add_state_argument(command)
     guard = command.add_argument_group("mass-archive guard: hold archives back past max(MIN, PERCENT% of Pleo's "
                                        "active accounts)")
@@ -120,23 +122,23 @@ def _sync(args: argparse.Namespace) -> int:
     try:
         credentials, token_store = pleo_options.credentials(args)
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(str(exc), code="usage") from None
     if source_options.wants_api_source(args):
         if args.source:
-            raise UsageError("give --source FILE for a file, or --source-kind/--source-config, not both")
+            raise UsageError("give --source FILE for a file, or --source-kind/--source-config, not both",
+                             option="--source")
         try:
             source, source_credentials = source_options.source_from_args(args)
         except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        return _run(source, args.pleo_url, args.company_id, credentials, args.tenant, dry_run=args.dry_run,
-                    as_json=args.json, state_dir=args.state_dir, archive_guard=_archive_guard(args),
-                    source_credentials=source_credentials, token_store=token_store)
+            raise UsageError(str(exc), code="bad_source") from None
+        return _run(source, args.pleo_url, args.company_id, credentials, args.tenant, args,
+                    archive_guard=_archive_guard(args), source_credentials=source_credentials, token_store=token_store)
     if args.source is None:
-        raise UsageError("--source FILE is required (or --source-kind thredfi|dualentry|stackone)")
+        raise UsageError("--source FILE is required (or --source-kind thredfi|dualentry|stackone)", code="usage",
+                         option="--source")
     _check_source(args.source)
-    return _run(args.source.resolve(), args.pleo_url, args.company_id, credentials, args.tenant,
-                dry_run=args.dry_run, as_json=args.json, state_dir=args.state_dir, archive_guard=_archive_guard(args),
-                token_store=token_store)
+    return _run(args.source.resolve(), args.pleo_url, args.company_id, credentials, args.tenant, args,
+                archive_guard=_archive_guard(args), token_store=token_store)
 
 
 def _connect(args: argparse.Namespace) -> int:
@@ -157,7 +159,9 @@ def _archive_guard(args: argparse.Namespace) -> ArchiveGuard | None:
     try:
         return ArchiveGuard(**{name: value for name, value in given.items() if value is not None})
     except ValidationError as exc:
-        raise UsageError(f"--archive-guard-min/--archive-guard-percent: {exc.errors()[0]['msg']}") from None
+        problem = exc.errors()[0]
+        option = "--archive-guard-min" if "min_archives" in problem["loc"] else "--archive-guard-percent"
+        raise UsageError(f"argument {option}: {problem['msg']}", option=option) from None
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -181,8 +185,8 @@ def _demo(args: argparse.Namespace) -> int:
             _progress(f"{args.source} emulator serving at {source.base_url}")  # type: ignore[union-attr]
         pleo.add_company(DEMO_COMPANY, api_keys=[api_key], accounts=pleo_seed)
         _progress(f"Pleo emulator serving at {pleo.url}")
-        code = _run(source, pleo.url, DEMO_COMPANY, {"apiKey": api_key}, "demo", dry_run=False, as_json=args.json,
-                    state_dir=args.state_dir, source_credentials=source_credentials)
+        code = _run(source, pleo.url, DEMO_COMPANY, {"apiKey": api_key}, "demo", args,
+                    source_credentials=source_credentials)
         if not args.json:
             print("\nPleo now holds (active):")
             for account in pleo.accounts(DEMO_COMPANY):
@@ -194,60 +198,60 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _check_source(path: Path) -> None:
-    """Read the file once up front, so a file that cannot be read at all is a usage error."""
+    """Check the file as a whole up front (its rows are the run's to read), so one that cannot be read at all
+    is a usage error."""
     try:
-        read_source(path.read_bytes(), path.name)
+        check_readable(path.read_bytes(), path.name)
     except OSError as exc:
-        raise UsageError(f"cannot read source {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read source {path}: {exc.strerror}", code="bad_source", option="--source") \
+            from None
     except SourceFormatError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(str(exc), code="bad_source", option="--source") from None
 
 
 def _run(source: Path | SourceConfig, pleo_url: str, company_id: str, credentials: dict[str, str], tenant_id: str,
-         *, dry_run: bool, as_json: bool, state_dir: Path | None, archive_guard: ArchiveGuard | None = None,
+         args: argparse.Namespace, *, archive_guard: ArchiveGuard | None = None,
          source_credentials: dict[str, str] | None = None, token_store: FileTokenStore | None = None) -> int:
-    if not pleo_url.startswith(("http://", "https://")):
-        raise UsageError(f"--pleo-url must be an http(s) URL, not {pleo_url!r}")
+    """One run, reported as `args` ask (--dry-run, --json, --full, --verbose, --state-dir)."""
     tenant = Tenant(tenant_id=tenant_id, company_id=company_id, pleo_secret_name=f"coa-sync/{tenant_id}/pleo",
                     source=FileSource(uri=str(source)) if isinstance(source, Path) else source,
                     archive_guard=archive_guard)
-    with LocalState(state_dir or default_directory()) as state, \
-            LocalRunner(RunnerOptions(pleo_url=pleo_url), progress=_progress, state=state) as runner:
+    options = RunnerOptions(pleo_url=pleo_url, show_function_output=log_output.functions_print(args))
+    with LocalState(args.state_dir or default_directory()) as state, \
+            LocalRunner(options, progress=_progress, state=state) as runner:
         if token_store is not None:  # needs_reauth shows in `coa-sync runs` and `show` too
             token_store.on_needs_reauth = lambda reason: PleoConnections(TABLE).mark_needs_reauth(tenant_id, reason)
         runner.add_tenant(tenant, credentials, source_credentials, token_store=token_store)
         try:
-            result = runner.run(tenant_id, dry_run=dry_run)
+            result = runner.run(tenant_id, dry_run=getattr(args, "dry_run", False))
         except (ReauthRequired, OAuthFileError) as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(str(exc), code="pleo_refused") from None
         except PleoRequestError as exc:
-            raise UsageError(f"Pleo refused the request ({exc}); check --pleo-url, --company-id and credentials") \
-                from None
+            raise UsageError(f"Pleo refused the request ({exc}); check --pleo-url, --company-id and credentials",
+                             code="pleo_refused", status=exc.status) from None
         except PleoError as exc:
-            raise UsageError(f"Pleo at {pleo_url} could not be read: {exc}") from None
+            raise UsageError(f"Pleo at {pleo_url} could not be read: {exc}", code="pleo_unreachable") from None
         except ConnectorRequestError as exc:
             raise UsageError(f"the accounting system refused the request ({exc}); check its URL, settings and "
-                             "credentials") from None
+                             "credentials", code="source_refused", status=exc.status) from None
         except ConnectorError as exc:
-            raise UsageError(f"the accounting system could not be read: {exc}") from None
-    _print(result, as_json)
+            raise UsageError(f"the accounting system could not be read: {exc}", code="source_unreachable") from None
+    _print(result, args.json, getattr(args, "full", False))
     incomplete = result.failed or result.plan.errors or result.plan.held or result.pending
-    return EXIT_FAILED if incomplete else EXIT_OK
+    return EXIT_INCOMPLETE if incomplete else EXIT_OK
 
 
-def _print(result: RunResult, as_json: bool) -> None:
+def _print(result: RunResult, as_json: bool, full: bool) -> None:
     if as_json:
         print(json.dumps(result.to_json()))
         return
-    print(plan_table(result.plan))
+    print(plan_table(result.plan, full))
     print()
     print(result_text(result))
 
 
 def _progress(message: str) -> None:
     print(f"[coa-sync] {message}", file=sys.stderr, flush=True)
-
-
 
 
 if __name__ == "__main__":

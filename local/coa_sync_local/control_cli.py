@@ -16,41 +16,35 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from coa_sync.adapters.ledger import RunInProgressError
-from coa_sync.adapters.tenants import TenantConfigError
 from coa_sync.history import compare_charts
-from coa_sync.pipeline.approve import ApprovalError, approve_run
+from coa_sync.pipeline.approve import approve_run
 
-from coa_sync_local import pleo_options, render_runs
-from coa_sync_local.control import Deployment, DeploymentError, aws_deployment, local_deployment
-from coa_sync_local.state import StateError, default_directory
+from coa_sync_local import arguments, log_output, pleo_options, render_runs
+from coa_sync_local.control import Deployment, aws_deployment, local_deployment
+from coa_sync_local.errors import EXIT_INCOMPLETE, EXIT_OK, UsageError
+from coa_sync_local.state import default_directory
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 Command = Callable[[argparse.Namespace], int]
-
-
-class ControlError(Exception):
-    """A command that cannot go on: exit 2 with this message."""
 
 
 def add_commands(commands: Any) -> None:
     runs = command(commands, "runs", "list past runs, newest first", _runs)
-    runs.add_argument("--tenant", help="only this tenant's runs")
-    runs.add_argument("--limit", type=int, default=20, help="at most this many (default: 20)")
+    runs.add_argument("--tenant", type=arguments.tenant_id, help="only this tenant's runs")
+    runs.add_argument("--limit", type=arguments.positive_int, default=20, help="at most this many (default: 20)")
 
     show = command(commands, "show", "print a run's report: status, counts, held archives, failed items", _show)
     show.add_argument("run_id", metavar="RUN_ID")
-    show.add_argument("--tenant", help="the run's tenant (default: looked up)")
+    show.add_argument("--tenant", type=arguments.tenant_id, help="the run's tenant (default: looked up)")
 
     diff = command(commands, "diff", "show how a tenant's source chart changed between two runs", _diff)
     diff.add_argument("run_a", metavar="RUN_A")
     diff.add_argument("run_b", metavar="RUN_B")
-    diff.add_argument("--tenant", help="the runs' tenant (default: looked up)")
+    diff.add_argument("--tenant", type=arguments.tenant_id, help="the runs' tenant (default: looked up)")
 
     approve = command(commands, "approve", "release the archives the mass-archive guard held back in a run",
                       _approve, pleo=True)
     approve.add_argument("run_id", metavar="RUN_ID")
-    approve.add_argument("--tenant", help="the run's tenant (default: looked up)")
+    approve.add_argument("--tenant", type=arguments.tenant_id, help="the run's tenant (default: looked up)")
 
     dlq = commands.add_parser("dlq", help="the dead-letter queue: items that could not be applied, with reasons")
     dlq_commands = dlq.add_subparsers(required=True, metavar="ACTION")
@@ -73,20 +67,12 @@ def command(commands: Any, name: str, description: str, handler: Command, pleo: 
     where.add_argument("--region", help="AWS region for --stack")
     if pleo:
         local = parser.add_argument_group("the Pleo to apply to, locally (a deployed writer needs none)")
-        local.add_argument("--pleo-url", metavar="URL", help="Pleo API base URL")
+        local.add_argument("--pleo-url", type=arguments.http_url, metavar="URL", help="Pleo API base URL")
         pleo_options.add_arguments(local)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    parser.set_defaults(command=lambda args: _guarded(handler, args))
+    log_output.add_arguments(parser)
+    parser.set_defaults(command=handler)
     return parser
-
-
-def _guarded(handler: Command, args: argparse.Namespace) -> int:
-    try:
-        return handler(args)
-    except (ControlError, DeploymentError, StateError, LookupError, ApprovalError, RunInProgressError,
-            TenantConfigError) as exc:
-        print(f"coa-sync: error: {exc.args[0] if isinstance(exc, LookupError) else exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
 
 
 @contextmanager
@@ -96,7 +82,8 @@ def open_deployment(args: argparse.Namespace) -> Iterator[Deployment]:
             yield deployment
         return
     if args.profile or args.region:
-        raise ControlError("--profile and --region go with --stack NAME (a deployed stack)")
+        raise UsageError("--profile and --region go with --stack NAME (a deployed stack)", code="usage",
+                         option="--profile" if args.profile else "--region")
     pleo_url = getattr(args, "pleo_url", None)
     with local_deployment(args.state_dir or default_directory(), pleo_url, progress=_progress) as deployment:
         yield deployment
@@ -138,7 +125,7 @@ def _diff(args: argparse.Namespace) -> int:
         first = deployment.find_run(args.run_a, args.tenant)
         second = deployment.find_run(args.run_b, args.tenant)
         if first.tenant_id != second.tenant_id:
-            raise ControlError(f"run {args.run_a} is tenant {first.tenant_id!r}'s, run {args.run_b} is "
+            raise UsageError(f"run {args.run_a} is tenant {first.tenant_id!r}'s, run {args.run_b} is "
                                f"{second.tenant_id!r}'s: compare two runs of one tenant")
         changes = compare_charts(deployment.source(first).accounts, deployment.source(second).accounts)
     emit(args, {"tenantId": first.tenant_id, "from": first.run_id, "to": second.run_id,
@@ -173,7 +160,7 @@ def _approve(args: argparse.Namespace) -> int:
     emit(args, {"run": final.model_dump(mode="json"), "pending": pending,
                 "failed": [letter.model_dump(mode="json") for letter in letters]},
          render_runs.report(final, None, letters) + retry)
-    return EXIT_FAILED if pending or final.failed else EXIT_OK
+    return EXIT_INCOMPLETE if pending or final.failed else EXIT_OK
 
 
 def _dlq_list(args: argparse.Namespace) -> int:
@@ -204,14 +191,15 @@ def _dlq_redrive(args: argparse.Namespace) -> int:
                 "failed": [letter.model_dump(mode="json") for letter in still_failing]},
          f"Redrive: {moved.messages} item(s) sent back to the writer and applied; "
          f"{len(still_failing)} in the dead-letter queue now.\n" + render_runs.dead_letters(still_failing))
-    return EXIT_FAILED if pending or still_failing else EXIT_OK
+    return EXIT_INCOMPLETE if pending or still_failing else EXIT_OK
 
 
 def _check_local_pleo(args: argparse.Namespace, deployment: Deployment) -> None:
     if deployment.runner is not None and not (args.pleo_url and pleo_options.given(args)):
-        raise ControlError("locally this command applies the items itself: give --pleo-url and the Pleo "
-                           f"credentials (--pleo-oauth FILE.json, ${pleo_options.API_KEY_ENV}, --pleo-api-key-file, "
-                           "--pleo-api-key or --pleo-token) of the Pleo they go to")
+        raise UsageError("locally this command applies the items itself: give --pleo-url and the Pleo "
+                         f"credentials (--pleo-oauth FILE.json, ${pleo_options.API_KEY_ENV}, --pleo-api-key-file, "
+                         "--pleo-api-key or --pleo-token) of the Pleo they go to", code="usage",
+                         option="--pleo-url" if not args.pleo_url else "--pleo-api-key")
 
 
 def _set_local_credentials(args: argparse.Namespace, deployment: Deployment, tenant_ids: set[str]) -> None:
@@ -219,7 +207,7 @@ def _set_local_credentials(args: argparse.Namespace, deployment: Deployment, ten
     try:
         credentials, token_store = pleo_options.credentials(args)
     except ValueError as exc:
-        raise ControlError(str(exc)) from None
+        raise UsageError(str(exc), code="usage") from None
     for tenant_id in sorted(tenant_ids):
         tenant = deployment.tenants.get(tenant_id)
         if tenant is not None:

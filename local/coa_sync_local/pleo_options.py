@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from coa_sync_local import arguments
 from coa_sync_local.oauth_file import FileTokenStore
 
 API_KEY_ENV = "COA_SYNC_PLEO_API_KEY"
@@ -29,8 +30,10 @@ def add_arguments(group: Any) -> None:
                                 "(as `coa-sync connect` writes it); rotated tokens are written back to it")
     exclusive.add_argument("--pleo-api-key-file", type=Path, metavar="FILE",
                            help="a file holding the Pleo API key (HTTP basic user, empty password)")
-    exclusive.add_argument("--pleo-api-key", metavar="KEY", help=f"Pleo API key (prefer ${API_KEY_ENV})")
-    exclusive.add_argument("--pleo-token", metavar="TOKEN", help="a Pleo OAuth 2.0 access token, used as it is")
+    exclusive.add_argument("--pleo-api-key", type=arguments.text, metavar="KEY",
+                           help=f"Pleo API key (prefer ${API_KEY_ENV})")
+    exclusive.add_argument("--pleo-token", type=arguments.text, metavar="TOKEN",
+                           help="a Pleo OAuth 2.0 access token, used as it is")
 
 
 def given(args: argparse.Namespace) -> bool:

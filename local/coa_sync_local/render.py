@@ -10,24 +10,52 @@ SYMBOLS = {ActionKind.CREATE: "+", ActionKind.UPDATE: "~", ActionKind.UNARCHIVE:
 ORDER = [ActionKind.CREATE, ActionKind.UNARCHIVE, ActionKind.UPDATE, ActionKind.ARCHIVE]
 
 
-def plan_table(plan: Plan) -> str:
+# Past this many planned rows, the table shows the first rows of each kind and counts the rest
+# (a 50 MB chart plans 800,000 creates); --full prints every row.
+SHOWN_ROWS = 100
+SHOWN_PER_KIND = 10
+SHOWN_ITEMS = 20  # held archives, set-aside items and notes listed before "... and N more"
+
+
+def plan_table(plan: Plan, full: bool = False) -> str:
     rows = [("", "action", "externalId", "code", "name", "change")]
+    per_kind = None if full or len(plan.actions) <= SHOWN_ROWS else SHOWN_PER_KIND
     for kind in ORDER:
-        for action in sorted((a for a in plan.actions if a.kind == kind), key=lambda a: a.external_id):
+        actions = sorted((a for a in plan.actions if a.kind == kind), key=lambda a: a.external_id)
+        for action in actions[:per_kind]:
             rows.append((SYMBOLS[kind], kind.value, action.external_id, action.desired.code or "",
                          action.desired.name, _change(action)))
+        if per_kind is not None and len(actions) > per_kind:
+            rows.append(("", "", f"... and {len(actions) - per_kind:,} more to {kind.value}", "", "", ""))
     counts = plan.counts()
     summary = (f"Plan: {counts.create} to create, {counts.unarchive} to unarchive, {counts.update} to update, "
                f"{counts.archive} to archive, {counts.noop} unchanged.")
-    lines = [table(rows)] if len(rows) > 1 else ["No changes: Pleo already matches the source."]
+    if len(rows) > 1:
+        lines = [table(rows)]
+    elif plan.held or plan.errors:
+        lines = ["Nothing to apply now; see what is held back below."]
+    else:
+        lines = ["No changes: Pleo already matches the source."]
+    if per_kind is not None:
+        summary += " Only the first rows of each kind are shown: --full shows all, and the run's plan.json.gz has them."
     lines.append(summary)
     if plan.held:
-        lines.append(f"Mass-archive guard: {plan.held_reason}. Held back:")
-        lines.extend(f"  = archive {action.external_id} ({action.desired.name})" for action in plan.held)
+        lines.append(f"Archives held back: {plan.held_reason}.")
+        lines.extend(first([f"  = archive {a.external_id} ({a.desired.name})" for a in plan.held], full))
     if plan.errors:
         lines.append(f"{len(plan.errors)} item(s) set aside:")
-        lines.extend(f"  ! {error}" for error in plan.errors)
+        lines.extend(first([f"  ! {error}" for error in plan.errors], full))
+    if plan.notes:
+        lines.append(f"{len(plan.notes)} note(s) on how the source was read:")
+        lines.extend(first([f"  * {note}" for note in plan.notes], full))
     return "\n".join(lines)
+
+
+def first(lines: list[str], full: bool = False) -> list[str]:
+    """The first SHOWN_ITEMS lines and how many more there are (all of them when `full`)."""
+    if full or len(lines) <= SHOWN_ITEMS:
+        return lines
+    return [*lines[:SHOWN_ITEMS], f"  ... and {len(lines) - SHOWN_ITEMS:,} more"]
 
 
 def result_text(result: RunResult) -> str:
@@ -42,9 +70,12 @@ def result_text(result: RunResult) -> str:
     ]
     if result.failed:
         lines.append(f"{len(result.failed)} item(s) failed and are in the dead-letter queue:")
-        lines.extend(f"  x {item.action} {item.external_id}: {', '.join(item.reasons)}" for item in result.failed)
+        lines.extend(first([f"  x {item.action} {item.external_id}: {', '.join(item.reasons)}"
+                            for item in result.failed]))
     if result.pending:
         lines.append(f"{result.pending} action(s) still pending when the run stopped waiting.")
+    if result.plan.held:
+        lines.append(f"Release the held archives with: coa-sync approve {result.run_id}")
     return "\n".join(lines)
 
 

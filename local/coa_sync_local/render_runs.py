@@ -6,10 +6,9 @@ from coa_sync.history import ChartChange
 from coa_sync.models import DeadLetter, Plan, PlanCounts, RunRecord
 from coa_sync.tokens import RECONNECT_HINT
 
-from coa_sync_local.render import field_change, table
+from coa_sync_local.render import field_change, first, table
 
 KINDS = ("create", "update", "unarchive", "archive")
-SHOWN_HELD = 20  # a held mass archive can be thousands: the report shows the first ones
 
 
 def runs_table(records: list[RunRecord]) -> str:
@@ -47,14 +46,15 @@ def report(record: RunRecord, plan: Plan | None, letters: list[DeadLetter]) -> s
     if record.error:
         lines.append(f"  error     {record.error}")
     if plan and plan.held:
-        lines.append(f"Held back by the mass-archive guard: {plan.held_reason}")
-        lines.extend(f"  = archive {a.external_id} ({a.desired.name})" for a in plan.held[:SHOWN_HELD])
-        if len(plan.held) > SHOWN_HELD:
-            lines.append(f"  ... and {len(plan.held) - SHOWN_HELD} more")
+        lines.append(f"Archives held back: {plan.held_reason}")
+        lines.extend(first([f"  = archive {a.external_id} ({a.desired.name})" for a in plan.held]))
         lines.append(f"Release them with: coa-sync approve {record.run_id}")
     if plan and plan.errors:
         lines.append(f"{len(plan.errors)} item(s) set aside:")
-        lines.extend(f"  ! {error}" for error in plan.errors)
+        lines.extend(first([f"  ! {error}" for error in plan.errors]))
+    if plan and plan.notes:
+        lines.append(f"{len(plan.notes)} note(s) on how the source was read:")
+        lines.extend(first([f"  * {note}" for note in plan.notes]))
     if letters:
         lines.append(f"{len(letters)} item(s) in the dead-letter queue:")
         lines.append(dead_letters(letters))

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, TextIO
 
 import boto3
 from aws_lambda_powertools.utilities import parameters
@@ -100,6 +100,7 @@ class RunResult:
             "applied": self.applied.model_dump(),
             "failed": [{"externalId": f.external_id, "action": f.action, "reasons": f.reasons} for f in self.failed],
             "errors": [error.model_dump() for error in self.plan.errors],
+            "notes": [note.model_dump() for note in self.plan.notes],
             "held": {"archive": len(self.plan.held), "reason": self.plan.held_reason},
             "pending": self.pending,
             "api_calls": {kind: self.api_calls.get(kind, 0) for kind in ("search", "batch_create", "put")},
@@ -139,6 +140,8 @@ class RunnerOptions:
     pleo_max_attempts: int = 5
     writer_timeout_seconds: float = 900.0
     drain_timeout_seconds: float = 600.0
+    # What the handlers print (Powertools' metric blobs, as Lambda's log stream would get): to stderr, or dropped.
+    show_function_output: bool = False
 
 
 Progress = Callable[[str], None]
@@ -170,6 +173,8 @@ class LocalRunner:
         moto_speedups.apply()
         # Lambda's logs go to CloudWatch; here to stderr, so stdout carries only results.
         logger.registered_handler.setStream(sys.stderr)
+        self._function_output = sys.stderr if self.options.show_function_output else \
+            self._stack.enter_context(open(os.devnull, "w"))  # noqa: SIM115 - closed with the runner
         self._stack.enter_context(_environment(self._environment()))
         self._stack.enter_context(mock_aws())
         _forget_cached_clients()
@@ -306,21 +311,26 @@ class LocalRunner:
         handlers = {name: _load_handler(name) for name in ("fetch", "diff", "writer")}
         self.progress(f"fetch: reading the source and Pleo for tenant {tenant_id}")
         request = RunRequest(tenant_id=tenant_id, trigger=trigger, dry_run=dry_run)  # type: ignore[arg-type]
-        fetched = _invoke(handlers["fetch"], request.model_dump(), LambdaContext("coa-sync-fetch"))
+        fetched = _invoke(handlers["fetch"], request.model_dump(), LambdaContext("coa-sync-fetch"),
+                          self._function_output)
         self._save()
         if fetched.get("skipped"):
             raise RunInProgressError(tenant_id, fetched.get("runningRunId") or "unknown")
         if fetched.get("needsReauth"):
             raise ReauthRequired(tenant_id, fetched["reason"])
         for event in self._drain_events():
-            _invoke(handlers["diff"], event, LambdaContext("coa-sync-diff"))
+            _invoke(handlers["diff"], event, LambdaContext("coa-sync-diff"), self._function_output)
         self._save()
         files = SnapshotStore(BUCKET)
         manifest_key = f"runs/{tenant_id}/{fetched['runId']}/manifest.json"
         manifest = files.get(manifest_key, Manifest)
+        planned = Ledger(TABLE).get(tenant_id, manifest.run_id)
+        assert planned is not None, "fetch records every run it starts"
+        self.progress(f"diff: {_describe(planned.planned)}")
+        # Every message queued, this run's and any an earlier command left: what the writer settles.
+        pending = 0 if dry_run else self._drain_actions(handlers["writer"], self._in_flight())
+        # Read back once the queue is drained: for a large chart the plan is as big as the queue was.
         plan = files.get(plan_key(tenant_id, manifest.run_id), Plan)
-        self.progress(f"diff: {_describe(plan.counts())}")
-        pending = 0 if dry_run else self._drain_actions(handlers["writer"], len(plan.actions))
         failed = self._failures(manifest.run_id)
         record = Ledger(TABLE).get(tenant_id, manifest.run_id)
         assert record is not None, "fetch records every run it starts"
@@ -373,7 +383,7 @@ class LocalRunner:
                 continue
             event = {"Records": [_event_record(message, arn) for message in batch]}
             context = LambdaContext("coa-sync-writer", timeout_seconds=self.options.writer_timeout_seconds)
-            response = _invoke(writer, event, context)
+            response = _invoke(writer, event, context, self._function_output)
             retry = {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
             failed = [message for message in batch if message.id in retry]
             for start in range(0, len(failed), SQS_RECEIVE_MAX):
@@ -503,13 +513,13 @@ def _event_record(message: Message, queue_arn: str) -> dict[str, Any]:
                         "MessageAttributes": message.message_attributes}, queue_arn)
 
 
-def _invoke(module: Any, event: dict[str, Any], context: LambdaContext) -> Any:
-    """Call a handler as Lambda does: what it prints goes to the log stream (stderr here, so stdout keeps
+def _invoke(module: Any, event: dict[str, Any], context: LambdaContext, output: TextIO) -> Any:
+    """Call a handler as Lambda does: what it prints goes to the log stream (`output` here, so stdout keeps
     only results: Powertools prints a metrics blob every 100 values, even with metrics disabled), and
     its metrics end with the invocation (disabled, Powertools never clears them and they pile up)."""
     gc.freeze()  # what earlier steps and invocations left is not this invocation's heap: see _heap_set_aside
     try:
-        with redirect_stdout(sys.stderr):
+        with redirect_stdout(output):
             return module.handler(event, context)
     finally:
         metrics.clear_metrics()

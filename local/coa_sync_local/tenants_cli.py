@@ -37,7 +37,8 @@ from pydantic import ValidationError
 
 from coa_sync_local import pleo_options, source_options
 from coa_sync_local.control import Deployment, connect_link
-from coa_sync_local.control_cli import EXIT_OK, ControlError, command, emit, open_deployment
+from coa_sync_local.control_cli import command, emit, open_deployment
+from coa_sync_local.errors import EXIT_OK, UsageError
 from coa_sync_local.render import table
 
 SECRET_RECOVERY_DAYS = 7  # a removed tenant's secrets can be restored (or the tenant added again) for a week
@@ -99,7 +100,7 @@ def add_commands(commands: Any) -> None:
 def _add(args: argparse.Namespace) -> int:
     if [args.pleo_api_key_from, args.pleo_token_from, args.webhook_secret_from,
             args.source_credentials_from].count("-") > 1:
-        raise ControlError("only one secret can come from stdin (-): give the others as files or prompts")
+        raise UsageError("only one secret can come from stdin (-): give the others as files or prompts")
     with open_deployment(args) as deployment:
         secrets, prefix = _stack_only(deployment, "tenants add")
         source, source_credentials = _source(args, deployment, prefix)
@@ -110,7 +111,7 @@ def _add(args: argparse.Namespace) -> int:
                          source=source, enabled=not args.disabled, webhook_secret_name=names.get("webhook"),
                          archive_guard=_guard(args))
         if not args.replace and deployment.tenants.item(tenant.tenant_id):
-            raise ControlError(f"tenant {tenant.tenant_id!r} already exists in the {deployment.name}: see coa-sync "
+            raise UsageError(f"tenant {tenant.tenant_id!r} already exists in the {deployment.name}: see coa-sync "
                                f"tenants show {tenant.tenant_id}; --replace overwrites it")
         values = {} if args.connect_by_oauth else {names["pleo"]: _pleo_credentials(args)}
         if "webhook" in names:
@@ -119,7 +120,7 @@ def _add(args: argparse.Namespace) -> int:
             values[source.secret_name] = _source_credentials(args, source_credentials, tenant.source.kind)
         written = {name: _write_secret(secrets, name, value, tenant.tenant_id) for name, value in values.items()}
         if not deployment.tenants.put(tenant, replace=args.replace):
-            raise ControlError(f"tenant {tenant.tenant_id!r} was added by someone else meanwhile: look again")
+            raise UsageError(f"tenant {tenant.tenant_id!r} was added by someone else meanwhile: look again")
     lines = [f"Tenant {tenant.tenant_id} {'replaced in' if args.replace else 'added to'} the {deployment.name}"
              f"{'' if tenant.enabled else ' (disabled)'}: company {tenant.company_id}, {_describe(tenant)}."]
     lines += [f"  secret {name}: {how}" for name, how in written.items()]
@@ -131,10 +132,10 @@ def _add(args: argparse.Namespace) -> int:
 
 def _stack_only(deployment: Deployment, what: str) -> tuple[Any, str]:
     if deployment.secrets is None:
-        raise ControlError(f"{what} is for a deployed stack: give --stack NAME (locally, coa-sync sync registers "
+        raise UsageError(f"{what} is for a deployed stack: give --stack NAME (locally, coa-sync sync registers "
                            "the tenant it runs)")
     if deployment.secrets_prefix is None:
-        raise ControlError(f"the {deployment.name} has no SecretsPrefix output: redeploy it with this version's "
+        raise UsageError(f"the {deployment.name} has no SecretsPrefix output: redeploy it with this version's "
                            "template")
     return deployment.secrets, deployment.secrets_prefix
 
@@ -149,16 +150,16 @@ def _source(args: argparse.Namespace, deployment: Deployment, prefix: str) -> tu
             settings.setdefault("secretName", f"{prefix}{args.tenant_id}/{kind}")
         source = source_options.validated(settings)
     except ValueError as exc:
-        raise ControlError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     if isinstance(source, ApiSource):
         if not source.secret_name.startswith(prefix):
-            raise ControlError(f"secretName {source.secret_name!r} is outside the stack's SecretsPrefix {prefix!r}: "
+            raise UsageError(f"secretName {source.secret_name!r} is outside the stack's SecretsPrefix {prefix!r}: "
                                "its functions could not read it")
         if source.secret_name.endswith(("/pleo", "/webhook")):  # the writer's and the webhook's (template.yaml)
-            raise ControlError(f"secretName {source.secret_name!r} ends like a Pleo or webhook secret: name the "
+            raise UsageError(f"secretName {source.secret_name!r} ends like a Pleo or webhook secret: name the "
                                f"accounting system's credentials otherwise, e.g. {prefix}{args.tenant_id}/{kind}")
     elif not source.uri.startswith(f"s3://{deployment.files.bucket}/sources/"):
-        raise ControlError(f"--source must be s3://{deployment.files.bucket}/sources/... (the functions read "
+        raise UsageError(f"--source must be s3://{deployment.files.bucket}/sources/... (the functions read "
                            f"sources only there), not {source.uri!r}")
     return source, credentials
 
@@ -168,7 +169,7 @@ def _tenant(**fields: Any) -> Tenant:
         return Tenant(**fields)
     except ValidationError as exc:
         problems = "; ".join(f"{OPTIONS.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors())
-        raise ControlError(f"not a valid tenant: {problems}") from None
+        raise UsageError(f"not a valid tenant: {problems}") from None
 
 
 def _guard(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -187,14 +188,14 @@ def _pleo_credentials(args: argparse.Namespace) -> dict[str, str]:
 def _webhook_secret(source: str) -> str:
     secret = _read_secret(source, "webhook secret")
     if len(secret) < 16:
-        raise ControlError(f"the webhook secret must be at least 16 characters, not {len(secret)}")
+        raise UsageError(f"the webhook secret must be at least 16 characters, not {len(secret)}")
     return secret
 
 
 def _source_credentials(args: argparse.Namespace, from_config: dict[str, Any], kind: str) -> dict[str, Any]:
     if not args.source_credentials_from:
         if not from_config:
-            raise ControlError(f"{kind} needs credentials: --source-credentials-from SOURCE (a JSON object) or "
+            raise UsageError(f"{kind} needs credentials: --source-credentials-from SOURCE (a JSON object) or "
                                "sourceCredentials in --source-config")
         return from_config
     text = _read_secret(args.source_credentials_from, f"{kind} credentials (a JSON object)")
@@ -203,7 +204,7 @@ def _source_credentials(args: argparse.Namespace, from_config: dict[str, Any], k
     except ValueError:
         credentials = None
     if not isinstance(credentials, dict) or not credentials:
-        raise ControlError(f'the {kind} credentials must be a JSON object, e.g. {{"apiKey": "..."}}')
+        raise UsageError(f'the {kind} credentials must be a JSON object, e.g. {{"apiKey": "..."}}')
     return credentials
 
 
@@ -211,7 +212,7 @@ def _read_secret(source: str, what: str) -> str:
     """A secret from `prompt` (the terminal), `-` (stdin, up to its end) or a file; never echoed or printed."""
     if source == "prompt":
         if not sys.stdin.isatty():
-            raise ControlError(f"no terminal to ask for the {what} on: give it as a file or - (stdin)")
+            raise UsageError(f"no terminal to ask for the {what} on: give it as a file or - (stdin)")
         value = getpass.getpass(f"{what}: ")
     elif source == "-":
         value = sys.stdin.read()
@@ -219,11 +220,11 @@ def _read_secret(source: str, what: str) -> str:
         try:
             value = Path(source).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ControlError(f"cannot read the {what} from {source}: {getattr(exc, 'strerror', None) or exc}") \
+            raise UsageError(f"cannot read the {what} from {source}: {getattr(exc, 'strerror', None) or exc}") \
                 from None
     value = value.strip()
     if not value:
-        raise ControlError(f"the {what} is empty")
+        raise UsageError(f"the {what} is empty")
     return value
 
 
@@ -243,7 +244,7 @@ def _write_secret(secrets: Any, name: str, value: dict[str, Any], tenant_id: str
             secrets.put_secret_value(SecretId=name, SecretString=text)
             return "restored and updated" if deleted else "updated"
     except ClientError as exc:
-        raise ControlError(f"Secrets Manager refused {name}: {_aws_error(exc)}") from None
+        raise UsageError(f"Secrets Manager refused {name}: {_aws_error(exc)}") from None
 
 
 # -- list, show, disable, enable, remove ------------------------------------------------------
@@ -306,7 +307,7 @@ def _remove(args: argparse.Namespace) -> int:
         secrets, prefix = _stack_only(deployment, "tenants remove")
         tenant = _existing(deployment, args.tenant_id)
         if running := deployment.ledger.lock_holder(tenant.tenant_id):
-            raise ControlError(f"tenant {tenant.tenant_id!r} has run {running} in progress: remove it once the run "
+            raise UsageError(f"tenant {tenant.tenant_id!r} has run {running} in progress: remove it once the run "
                                "has ended")
         names = list(_secret_names(tenant).values())
         own = [name for name in names if name.startswith(f"{prefix}{tenant.tenant_id}/")]
@@ -317,7 +318,7 @@ def _remove(args: argparse.Namespace) -> int:
             except secrets.exceptions.ResourceNotFoundException:
                 pass
             except ClientError as exc:
-                raise ControlError(f"tenant {tenant.tenant_id} removed, but Secrets Manager refused to delete "
+                raise UsageError(f"tenant {tenant.tenant_id} removed, but Secrets Manager refused to delete "
                                    f"{name}: {_aws_error(exc)}") from None
     kept = [name for name in names if name not in own]
     lines = [f"Tenant {tenant.tenant_id} removed from the {deployment.name}. Its runs stay in coa-sync runs until "
@@ -330,10 +331,10 @@ def _remove(args: argparse.Namespace) -> int:
 
 def _connect_link(args: argparse.Namespace) -> int:
     if not args.stack:
-        raise ControlError("connect-link makes a link for a deployed stack: give --stack NAME "
+        raise UsageError("connect-link makes a link for a deployed stack: give --stack NAME "
                            "(locally, connect with coa-sync connect)")
     if not 0 < args.expires_in <= 24 * 30:
-        raise ControlError("--expires-in takes hours, more than 0 and at most 720 (30 days)")
+        raise UsageError("--expires-in takes hours, more than 0 and at most 720 (30 days)")
     expires = int(time.time() + args.expires_in * 3600)
     link = connect_link(args.stack, args.profile, args.region, args.tenant_id, expires)
     at = datetime.fromtimestamp(expires, UTC).isoformat()

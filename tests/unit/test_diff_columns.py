@@ -94,7 +94,7 @@ def test_the_stored_layout_is_one_list_per_field():
                                       SourceAccount(external_id="a", name="A", active=False)])
     stored = json.loads(source.columns().model_dump_json())
     assert stored == {"externalId": ["a", "b"], "name": ["A", "B"], "code": [None, "2"],
-                      "taxCodeExternalId": [None, "V"], "active": [False, True], "errors": []}
+                      "taxCodeExternalId": [None, "V"], "active": [False, True], "errors": [], "notes": []}
     target = TargetSnapshot(accounts=[PleoAccount(id="1", external_id="a", name="A", archived=True),
                                       PleoAccount(id="2", external_id="b", name="B", metadata={"erp": {"id": 7}})],
                             errors=[ItemError(external_id="z", message="bad", location="pleo active page 1 item 2")])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from coa_sync.diff import plan
-from coa_sync.guard import hold_mass_archive
+from coa_sync.guard import hold_archives
 from coa_sync.models import ActionKind, PleoAccount, SourceAccount, SourceSnapshot, TargetSnapshot
 
 
@@ -16,7 +16,7 @@ def chart(active_in_pleo: int, kept_in_source: int, new_in_source: int = 0):
 
 
 def guarded(source, target, **limits):
-    return hold_mass_archive(plan(source, target), source, target, **limits)
+    return hold_archives(plan(source, target), source, target, **limits)
 
 
 def test_an_empty_source_archives_nothing_and_says_why():
@@ -55,4 +55,4 @@ def test_limits_are_settings():
 def test_a_plan_without_archives_is_untouched():
     source, target = chart(active_in_pleo=0, kept_in_source=0, new_in_source=3)
     result = plan(source, target)
-    assert hold_mass_archive(result, source, target) is result
+    assert hold_archives(result, source, target) is result

@@ -79,8 +79,8 @@ def test_json_object_with_accounts_and_bad_items_by_index():
                                     "not an object",
                                     {"externalId": "d", "code": "4", "name": "X", "active": "nope"}]}).encode()
     snapshot = read_source(data, "chart.json")
-    assert [a.external_id for a in snapshot.accounts] == ["a", "b"]  # 5.5 reads as the name "5.5"
-    assert {(e.location, e.external_id) for e in snapshot.errors} == {("chart.json[2]", None),
+    assert [a.external_id for a in snapshot.accounts] == ["a"]
+    assert {(e.location, e.external_id) for e in snapshot.errors} == {("chart.json[1]", "b"), ("chart.json[2]", None),
                                                                        ("chart.json[3]", "d")}
 
 

@@ -7,7 +7,9 @@ Pleo account with no active AS account -> archive. Pleo's `metadata` is not comp
 update, unarchive and archive carries it as read, for the PUT to send back.
 
 Anything ambiguous is reported, never guessed at: an externalId that appears more than
-once on either side, or an AS item that could not be read, leaves that externalId alone.
+once on either side, or an AS item that could not be read, leaves that externalId alone, and
+the same externalId without whitespace around it too (its look-alike: "ext-1 " holds "ext-1").
+An AS item that could not be tied to any externalId holds every archive (coa_sync.guard).
 
 Both charts come as columns sorted by externalId (models.Columns), so one walk down the two
 side by side pairs every account with its Pleo twin: no model, dict or set per account, and
@@ -43,6 +45,7 @@ Row = tuple[str, bool, str, str | None, str | None]
 def plan(source: SourceColumns, target: TargetColumns) -> Plan:
     errors = [*source.errors, *target.errors]
     held = {error.external_id for error in errors if error.external_id is not None}
+    held |= {external_id.strip() for external_id in held}
 
     source_dupes = _duplicates(source.external_id)
     for external_id in sorted(source_dupes):
@@ -60,7 +63,7 @@ def plan(source: SourceColumns, target: TargetColumns) -> Plan:
 
     with _gc_paused():
         actions, archives, noop = _walk(source, target, held)
-        return Plan(actions=actions + archives, noop=noop, errors=errors)
+        return Plan(actions=actions + archives, noop=noop, errors=errors, notes=source.notes)
 
 
 def _walk(source: SourceColumns, target: TargetColumns, held: set[str]) -> tuple[list[Action], list[Action], int]:

@@ -111,11 +111,14 @@ class SourceSnapshot(Model):
     """The AS's accounts as read (the diff syncs the active ones), plus the items that could not be read.
 
     Errors that name an externalId hold that account back from any action: a row we
-    could not read must never make its Pleo twin look orphaned and get archived.
+    could not read must never make its Pleo twin look orphaned and get archived. An error that
+    names none (a row that could not be read for sure) holds every archive (coa_sync.guard).
+    Notes say what was read in a way the file did not spell out (whitespace trimmed, ...).
     """
 
     accounts: list[SourceAccount]
     errors: list[ItemError] = Field(default_factory=list)
+    notes: list[ItemError] = Field(default_factory=list)
 
     def columns(self) -> SourceColumns:
         """The chart as stored for the diff."""
@@ -123,7 +126,7 @@ class SourceSnapshot(Model):
         return SourceColumns(
             external_id=[a.external_id for a in accounts], name=[a.name for a in accounts],
             code=[a.code for a in accounts], tax_code_external_id=[a.tax_code_external_id for a in accounts],
-            active=[a.active for a in accounts], errors=self.errors,
+            active=[a.active for a in accounts], errors=self.errors, notes=self.notes,
         )
 
 
@@ -151,7 +154,7 @@ _by_external_id = attrgetter("external_id")  # sorted() is stable: copies of one
 Strings = Annotated[list[str], SkipValidation]
 OptionalStrings = Annotated[list[str | None], SkipValidation]
 Flags = Annotated[list[bool], SkipValidation]
-_NOT_COLUMNS = frozenset({"errors", "metadata"})  # the fields of a Columns that are not one value per account
+_NOT_COLUMNS = frozenset({"errors", "notes", "metadata"})  # the fields of a Columns that are not one value per account
 
 
 class Columns(Model):
@@ -190,11 +193,12 @@ class SourceColumns(Columns):
     """The AS's chart as the diff reads it (see SourceSnapshot)."""
 
     active: Flags
+    notes: list[ItemError] = Field(default_factory=list)
 
     def snapshot(self) -> SourceSnapshot:
         """One validated account per row again, for tools that compare charts account by account."""
         rows = zip(self.external_id, self.name, self.code, self.tax_code_external_id, self.active, strict=True)
-        return SourceSnapshot(errors=self.errors, accounts=[
+        return SourceSnapshot(errors=self.errors, notes=self.notes, accounts=[
             SourceAccount(external_id=e, name=n, code=c, tax_code_external_id=t, active=a) for e, n, c, t, a in rows])
 
 
@@ -243,7 +247,8 @@ class Plan(Model):
     actions: list[Action]
     noop: int
     errors: list[ItemError] = Field(default_factory=list)
-    # Archives the mass-archive guard held back from this run, and why; they are not queued.
+    notes: list[ItemError] = Field(default_factory=list)  # the source's notes (SourceSnapshot)
+    # Archives the guard held back from this run, and why (coa_sync.guard); they are not queued.
     held: list[Action] = Field(default_factory=list)
     held_reason: str | None = None
 

@@ -19,6 +19,7 @@ Class attributes cover the small ways the systems' HTTP differs.
 
 from __future__ import annotations
 
+import argparse
 import collections
 import contextlib
 import json
@@ -437,12 +438,21 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def serve_until_stopped(emulator: EmulatorBase, label: str) -> int:
-    """The CLIs' tail: serve until Ctrl-C or SIGTERM."""
+def serve_until_stopped(emulator: EmulatorBase, label: str, parser: argparse.ArgumentParser) -> int:
+    """The CLIs' tail: serve until Ctrl-C or SIGTERM. A port it cannot listen on is a usage error (exit 2)."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    with emulator, contextlib.suppress(KeyboardInterrupt):
+    try:
+        emulator.start()
+    except OSError as exc:
+        parser.error(f"cannot listen on {HOST}:{emulator.port}: {exc.strerror or exc}; choose another --port "
+                     "(0 picks a free one)")
+    try:
         print(f"{label} emulator serving on {emulator.url} (Ctrl-C stops it)", flush=True)
         threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
     return 0
 
 

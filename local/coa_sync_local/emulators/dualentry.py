@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     emulator = DualEntryEmulator(port=args.port, list_shape=args.shape)
     emulator.add_organization(args.api_key, accounts=json.loads(args.accounts.read_text()) if args.accounts else [])
-    return serve_until_stopped(emulator, "DualEntry")
+    return serve_until_stopped(emulator, "DualEntry", parser)
 
 
 if __name__ == "__main__":

@@ -636,9 +636,9 @@ READINGS = """where Pleo's spec is silent, this emulator takes the strictest pla
 archived accounts too. Every request is checked against pleo-chart-of-accounts.yaml."""
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m coa_sync_local.emulators.pleo") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m coa_sync_local.emulators.pleo",
+        prog=prog,
         description="Serve an emulated Pleo Chart of Accounts API on 127.0.0.1 until Ctrl-C.",
         epilog=READINGS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -684,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     # Ctrl-C stops it even when started with SIGINT ignored (as a script's background job).
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    return serve_until_stopped(emulator, "Pleo")
+    return serve_until_stopped(emulator, "Pleo", parser)
 
 
 if __name__ == "__main__":

@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     emulator = StackOneEmulator(port=args.port, page_shape=args.shape, end=args.end)
     emulator.add_linked_account(args.account_id, args.api_key, args.company,
                                 accounts=json.loads(args.accounts.read_text()) if args.accounts else [])
-    return serve_until_stopped(emulator, "StackOne")
+    return serve_until_stopped(emulator, "StackOne", parser)
 
 
 if __name__ == "__main__":

@@ -411,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     emulator.add_partner(args.partner, args.api_key)
     emulator.add_business(args.business, args.partner,
                           accounts=json.loads(args.accounts.read_text()) if args.accounts else [])
-    return serve_until_stopped(emulator, "Thredfi")
+    return serve_until_stopped(emulator, "Thredfi", parser)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from coa_sync import keys
 from coa_sync.diff import plan
-from coa_sync.guard import hold_mass_archive
+from coa_sync.guard import hold_archives
 from coa_sync.models import ActionMessage, Manifest, Plan, SourceColumns, TargetColumns
 from coa_sync.pipeline import runs
 
@@ -43,8 +43,8 @@ def diff_run(
     source = files.get(manifest.source_key, SourceColumns)
     target = files.get(manifest.target_key, TargetColumns)
     limit = manifest.archive_guard or guard  # the tenant's own setting wins over the deployment's
-    result = hold_mass_archive(plan(source, target), source, target,
-                               min_archives=limit.min_archives, percent=limit.percent)
+    result = hold_archives(plan(source, target), source, target,
+                           min_archives=limit.min_archives, percent=limit.percent)
     del source, target  # up to millions of strings: freed before the plan is written and sent
     files.put(keys.plan_key(manifest.tenant_id, manifest.run_id), result)
     # Planned counts first: the writer closes the run by comparing what settled with them.
