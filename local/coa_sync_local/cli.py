@@ -44,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return emulator_main(argv[1:], prog="coa-sync emulator")
         args = _parser().parse_args(argv)
-        log_output.configure(args)
-        with stopping_on_signals():
+        with log_output.configured(args), stopping_on_signals():
             code = args.command(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code

@@ -9,8 +9,10 @@ every line the functions log (INFO too), and `--log-format json` shows them as L
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from coa_sync.observability import logger
@@ -37,14 +39,21 @@ def add_arguments(command: argparse.ArgumentParser) -> None:
                          help="the functions' log lines as one human line each (default) or as Lambda's JSON")
 
 
-def configure(args: argparse.Namespace) -> None:
-    """Set the functions' logger for this command (the Powertools logger is one per process)."""
-    verbose = getattr(args, "verbose", False)
-    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+@contextlib.contextmanager
+def configured(args: argparse.Namespace) -> Iterator[None]:
+    """The functions' logger as this command wants it, and as it was afterwards (it is one per process)."""
     handler = logger.registered_handler
+    level, formatter, stream = logger.log_level, handler.formatter, handler.stream
+    logger.setLevel(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     handler.setStream(sys.stderr)
     if getattr(args, "log_format", "human") == "human":
         handler.setFormatter(HumanFormatter())
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        handler.setFormatter(formatter)
+        handler.setStream(stream)
 
 
 def functions_print(args: argparse.Namespace) -> bool:

@@ -318,6 +318,7 @@ class LocalRunner:
             raise RunInProgressError(tenant_id, fetched.get("runningRunId") or "unknown")
         if fetched.get("needsReauth"):
             raise ReauthRequired(tenant_id, fetched["reason"])
+        self.progress("diff: planning, then queueing one message per action")
         for event in self._drain_events():
             _invoke(handlers["diff"], event, LambdaContext("coa-sync-diff"), self._function_output)
         self._save()

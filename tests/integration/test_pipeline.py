@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import httpx
 import pytest
 from coa_sync.adapters.ledger import Ledger
-from coa_sync.adapters.queues import DeadLetterQueue
-from coa_sync.models import ActionKind, Plan
+from coa_sync.adapters.queues import ActionQueue, DeadLetterQueue
+from coa_sync.models import AccountFields, Action, ActionKind, ActionMessage, Plan
 from coa_sync_local.runner import TABLE
 
 from tests.support import API_KEY, COMPANY, SEED_PLEO, SEED_SOURCE, write_csv
@@ -231,3 +232,17 @@ def test_an_empty_source_holds_every_archive_back(emulator, make_runner, tmp_pat
     assert result.to_json()["held"] == {"archive": 3, "reason": result.plan.held_reason}
     assert emulator.accounts(COMPANY) == before
     assert result.api_calls == {"search": 2}
+
+
+def test_writer_progress_counts_every_queued_message_and_never_passes_its_total(emulator, make_runner, tmp_path):
+    # Messages an earlier command left in the queue (here: one of another run) are settled with this run's.
+    emulator.add_company(COMPANY, api_keys=[API_KEY])
+    runner = make_runner(write_csv(tmp_path / "chart.csv", SEED_SOURCE))
+    leftover = Action(kind=ActionKind.CREATE, external_id="left-over", desired=AccountFields(name="Left over"))
+    ActionQueue(runner.actions_url, runner.sqs).send([ActionMessage(tenant_id="acme", run_id="earlier",
+                                                                    action=leftover)])
+    lines: list[str] = []
+    runner.progress = lines.append
+    runner.run("acme")
+    settled = [tuple(map(int, found.groups())) for line in lines if (found := re.match(r"writer: (\d+)/(\d+) ", line))]
+    assert settled[-1] == (5, 5) and all(done <= total for done, total in settled)

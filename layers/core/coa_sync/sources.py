@@ -177,7 +177,7 @@ def _records(lines: io.StringIO, delimiter: str, header: list[str]) -> Rows:
             lines.readline()  # go on at the next line: a broken quote must not swallow the rest of the file
             first_line = line + 1 - reader.line_num
             continue
-        if not any(value.strip() for value in fields):
+        if not "".join(fields).strip():
             continue  # an empty line, or one of only delimiters (spreadsheets leave them): not an account
         if len(fields) != len(header):
             hint = " (a field that holds the delimiter must be quoted)" if len(fields) > len(header) else ""

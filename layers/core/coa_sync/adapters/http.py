@@ -1,5 +1,5 @@
 """Reading HTTP answers, shared by the Pleo client and the connectors: when to try again, how long to wait,
-and what an error answer says."""
+what an error answer says, and a word while a server is slow to answer."""
 
 from __future__ import annotations
 
@@ -9,6 +9,12 @@ from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
+
+from coa_sync.observability import logger
+
+# A retry after an error answer (429, 5xx) is announced once the request has taken this long; a retry
+# after no answer at all (a timeout, a dropped connection) always is: five 15 s timeouts are a minute.
+ANNOUNCE_AFTER_SECONDS = 5.0
 
 if TYPE_CHECKING:
     import ssl
@@ -54,6 +60,31 @@ def wait_before_retry(response: httpx.Response, attempt: int) -> float:
 def is_transient(status: int) -> bool:
     """429 and 5xx may succeed later; every other error answer will not."""
     return status == 429 or status >= 500
+
+
+def tls_problem(exc: BaseException) -> str | None:
+    """What a failed TLS handshake says (a certificate not trusted, expired, for another host), or None for
+    any other transport error. Sending the request again cannot fix it, so it is never retried."""
+    import ssl
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS certificate not accepted ({cause.verify_message}); check the URL and the server's certificate"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS error ({cause.reason or cause}); check the URL and the server's TLS set-up"
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def announce_retry(system: str, request: str, problem: str, waited: float, attempt: int, attempts: int) -> None:
+    """Say, while retrying, that a server is slow or failing, rather than waiting in silence."""
+    answered = problem.startswith("HTTP ")
+    if answered and waited < ANNOUNCE_AFTER_SECONDS:
+        return
+    what = (f"{system} answered {problem} ({request}, {waited:.0f} s so far)" if answered
+            else f"{system} has not answered for {waited:.0f} s ({request}: {problem})")
+    logger.warning(f"{what}; attempt {attempt} of {attempts}")
 
 
 def error_message(response: httpx.Response, read: Callable[[Any], str | None]) -> str:

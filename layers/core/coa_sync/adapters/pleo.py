@@ -247,6 +247,7 @@ class PleoClient:
     def _request(self, kind: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         import httpx
 
+        first_started = time.monotonic()
         headers = {"Content-Type": CONTENT_TYPE} if "json" in kwargs else {}  # httpx would send application/json
         attempt, rejected, refreshed = 0, None, False
         while True:
@@ -261,6 +262,8 @@ class PleoClient:
                 response = self._http.request(method, path, headers=headers, **kwargs)
             except httpx.TransportError as exc:  # timeouts, refused and dropped connections
                 self._observe(kind, 0, time.monotonic() - started)
+                if tls := retries.tls_problem(exc):
+                    raise PleoError(f"{kind}: {tls}") from None
                 problem, wait = type(exc).__name__, retries.backoff(attempt)
             else:
                 self._observe(kind, response.status_code, time.monotonic() - started)
@@ -277,6 +280,8 @@ class PleoClient:
                     return _json(response, kind)
             if attempt >= self._max_attempts or wait > self._max_wait:
                 raise PleoTransientError(f"{kind}: {problem} after {attempt} attempt(s)")
+            retries.announce_retry("Pleo", kind, problem, time.monotonic() - first_started, attempt + 1,
+                                   self._max_attempts)
             self._sleep(wait)
 
     def _bearer(self, rejected: str | None) -> str:

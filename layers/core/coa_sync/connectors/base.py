@@ -165,12 +165,15 @@ class RetryingHttp:
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The 2xx response; ConnectorRequestError for 4xx; ConnectorTransientError once retries run out."""
+        first_started = time.monotonic()
         for attempt in range(1, self._max_attempts + 1):
             self._draw(method, path)
             self.calls += 1
             try:
                 response = self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:  # timeouts, refused and dropped connections
+                if tls := retries.tls_problem(exc):
+                    raise ConnectorError(f"{self.system}: {method} {_path_only(path)}: {tls}") from None
                 problem, wait = type(exc).__name__, retries.backoff(attempt)
             else:
                 if is_transient(response.status_code):
@@ -184,6 +187,8 @@ class RetryingHttp:
             if attempt == self._max_attempts or wait > self._max_wait:
                 raise ConnectorTransientError(f"{self.system}: {method} {_path_only(path)}: {problem} "
                                               f"after {attempt} attempt(s)")
+            retries.announce_retry(self.system, f"{method} {_path_only(path)}", problem,
+                                   time.monotonic() - first_started, attempt + 1, self._max_attempts)
             self._sleep(wait)
         raise AssertionError("unreachable")
 

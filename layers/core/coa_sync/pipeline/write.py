@@ -112,6 +112,8 @@ class Writer:
     # uncounted, and its run would never finish (holding the tenant's run lock until it goes stale).
     max_receive_count: int | None = None
     report: WriteReport = field(default_factory=WriteReport)
+    # The messages of the Pleo request in flight: if it fails, they failed with it; the rest were never sent.
+    _sending: list[list[tuple[Record, ActionMessage]]] = field(default_factory=list)
 
     def apply(self, records: Sequence[Record]) -> WriteReport:
         self.report = WriteReport()
@@ -161,15 +163,20 @@ class Writer:
             groups.setdefault((message.action.kind, message.action.external_id), []).append((record, message))
         creates = [group for (kind, _), group in groups.items() if kind == ActionKind.CREATE]
         puts = [group for (kind, _), group in groups.items() if kind != ActionKind.CREATE]
+        self._sending = []
         try:
             for chunk in chunked(creates, MAX_BATCH):
                 self._create(pleo, tenant.company_id, chunk)
             for group in puts:
                 self._put(pleo, group)
         except _TenantUnavailable as exc:
+            # What the failed request carried failed with it; what came after it was never sent.
             problem = str(exc.__cause__ or exc)
-            for group in [*creates, *puts]:
+            for group in self._sending:
                 self._retry_unsettled(group, problem)
+            unsent = f"not sent, as an earlier request failed: {problem}" if exc.__cause__ else problem
+            for group in [*creates, *puts]:
+                self._retry_unsettled(group, unsent)
         except ReauthRequired as exc:
             self.report.reauth[tenant_id] = str(exc)
             for group in [*creates, *puts]:
@@ -181,6 +188,7 @@ class Writer:
     def _create(self, pleo: Pleo, company_id: str, groups: list[list[tuple[Record, ActionMessage]]]) -> None:
         self._check_time()
         accounts = [NewAccount(group[0][1].action.external_id, group[0][1].action.desired) for group in groups]
+        self._sending = groups
         try:
             result = pleo.batch_create(company_id, accounts)
         except PleoRequestError as exc:
@@ -206,6 +214,7 @@ class Writer:
         """An account with this externalId exists: make it what the create asked for."""
         action = group[0][1].action
         self._check_time()
+        self._sending = [group]
         try:
             existing = pleo.find(company_id, action.external_id)
             if existing is None:
@@ -227,6 +236,7 @@ class Writer:
             self._settle_dead(group, [f"{action.kind} without a Pleo account id"])
             return
         self._check_time()
+        self._sending = [group]
         try:
             pleo.put(action.account_id, action.desired, archived=action.kind == ActionKind.ARCHIVE,
                      metadata=action.metadata)
@@ -242,7 +252,7 @@ class Writer:
 
     def _check_time(self) -> None:
         if self.time_left() <= 0:
-            raise _TenantUnavailable("out of time")
+            raise _TenantUnavailable("not sent: the writer's time ran out")
 
     def _settle(self, group: list[tuple[Record, ActionMessage]], outcome: Outcome) -> None:
         for record, _ in group:
