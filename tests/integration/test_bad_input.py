@@ -168,8 +168,8 @@ def test_duplicate_external_ids_in_the_source_leave_the_pleo_twin_alone(emulator
     runner = make_runner(write_csv(tmp_path / "chart.csv", rows))
     result = runner.run("acme")
     assert {(e.external_id, e.field, e.message) for e in result.plan.errors} == {
-        ("d", "externalId", "appears 2 times in the source; it is left alone"),
-        ("x", "externalId", "appears 2 times in the source; it is left alone")}
+        ("d", "externalId", "appears 2 times in the source (chart.csv:2, chart.csv:4); it is left alone"),
+        ("x", "externalId", "appears 2 times in the source (chart.csv:5, chart.csv:6); it is left alone")}
     assert active(emulator) == {"d": (None, "Old"), "a": ("2", "A")}
 
 

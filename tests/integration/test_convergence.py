@@ -81,10 +81,11 @@ class Row:
 
     @property
     def readable(self) -> bool:
-        return bool(self.name.strip()) and len(self.name) <= 255
+        return bool(self.name.strip()) and len(self.name.strip()) <= 255
 
     def fields(self) -> tuple[str, str | None, str | None]:
-        return self.name, self.code, self.tax
+        """As Pleo must get them: the file reader trims whitespace around names and codes (with a note)."""
+        return self.name.strip(), (self.code or "").strip() or None, self.tax
 
 
 @dataclass(frozen=True)
@@ -283,7 +284,7 @@ def mirror(chart: list[Row], pleo: list[Seed], same: list[tuple[int, bool]]) -> 
     for index, archived in same:
         if index < len(chart) and chart[index].readable and chart[index].tax != UNKNOWN_TAX:
             row = chart[index]
-            seeds[row.external_id] = Seed(row.external_id, row.name, row.code, archived, row.tax)
+            seeds[row.external_id] = Seed(row.external_id, *row.fields()[:2], archived, row.tax)
     return list(seeds.values())
 
 

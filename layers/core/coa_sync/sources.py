@@ -74,7 +74,8 @@ Text = AfterValidator(_no_control_characters)
 
 
 class SourceRow(SourceAccount):
-    """One row of a file: `active` must be given, and no field may hold a control character."""
+    """One row of a file: `active` must be given, no field may hold a control character, and an externalId
+    may not have whitespace around it (it would make a look-alike of the account it means)."""
 
     external_id: Annotated[ExternalId, Text, AfterValidator(_no_whitespace_around)]
     name: Annotated[SourceName, Text]
