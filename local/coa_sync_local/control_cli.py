@@ -126,7 +126,7 @@ def _diff(args: argparse.Namespace) -> int:
         second = deployment.find_run(args.run_b, args.tenant)
         if first.tenant_id != second.tenant_id:
             raise UsageError(f"run {args.run_a} is tenant {first.tenant_id!r}'s, run {args.run_b} is "
-                               f"{second.tenant_id!r}'s: compare two runs of one tenant")
+                             f"{second.tenant_id!r}'s: compare two runs of one tenant")
         changes = compare_charts(deployment.source(first).accounts, deployment.source(second).accounts)
     emit(args, {"tenantId": first.tenant_id, "from": first.run_id, "to": second.run_id,
                 "changes": [change.model_dump() for change in changes]},

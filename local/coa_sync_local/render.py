@@ -33,7 +33,7 @@ def plan_table(plan: Plan, full: bool = False) -> str:
     if len(rows) > 1:
         lines = [table(rows)]
     elif plan.held or plan.errors:
-        lines = ["Nothing to apply now; see what is held back below."]
+        lines = ["Nothing to apply now; see what is held back or set aside below."]
     else:
         lines = ["No changes: Pleo already matches the source."]
     if per_kind is not None:
