@@ -233,6 +233,20 @@ def test_a_received_copy_is_filtered_and_the_stored_message_keeps_everything(sqs
     assert every["MD5OfBody"] == hashlib.md5(b"x").hexdigest()
 
 
+def test_messages_with_the_same_attributes_share_them_and_each_is_received_as_sent(sqs: Any) -> None:
+    url = _queue(sqs, VisibilityTimeout="0")
+    other = {**ATTRIBUTES, "action": {"DataType": "String", "StringValue": "archive"}}
+    for attributes in (ATTRIBUTES, ATTRIBUTES, other):
+        sqs.send_message(QueueUrl=url, MessageBody="x", MessageAttributes=attributes)
+    first, second, third = moto_speedups.sqs_models.sqs_backends["123456789012"][REGION].queues["q"]._messages
+    assert first.message_attributes is second.message_attributes is not third.message_attributes
+    assert sqs.receive_message(QueueUrl=url, MessageAttributeNames=["tenantId"])["Messages"][0][
+        "MessageAttributes"].keys() == {"tenantId"}  # a filtered copy: the shared one keeps everything
+    received = [m["MessageAttributes"] for m in _receive(sqs, url, count=3)]
+    assert sorted(m["action"]["StringValue"] for m in received) == ["archive", "create", "create"]
+    assert all(set(m) == set(ATTRIBUTES) for m in received)
+
+
 def test_message_copies_are_deep() -> None:
     message = Message("id", "body")
     message.message_attributes = copy.deepcopy(ATTRIBUTES)
