@@ -51,7 +51,8 @@ def rules(source: SourceSnapshot, target: TargetSnapshot) -> Plan:
     held = {e.external_id for e in errors if e.external_id is not None}
     source_counts = Counter(a.external_id for a in source.accounts)
     target_counts = Counter(a.external_id for a in target.accounts)
-    for i in sorted(i for i, n in source_counts.items() if n > 1):
+    named = {e.external_id for e in source.errors}  # a source that names its duplicates itself is not repeated
+    for i in sorted(i for i, n in source_counts.items() if n > 1 and i not in named):
         errors.append(ItemError(external_id=i, field="externalId",
                                 message=f"appears {source_counts[i]} times in the source; it is left alone"))
     for i in sorted(i for i, n in target_counts.items() if n > 1):

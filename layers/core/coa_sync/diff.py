@@ -48,7 +48,8 @@ def plan(source: SourceColumns, target: TargetColumns) -> Plan:
     held |= {external_id.strip() for external_id in held}
 
     source_dupes = _duplicates(source.external_id)
-    for external_id in sorted(source_dupes):
+    named = {error.external_id for error in source.errors}  # a file names its duplicates with their lines
+    for external_id in sorted(source_dupes.keys() - named):
         errors.append(
             ItemError(external_id=external_id, field="externalId",
                       message=f"appears {source_dupes[external_id]} times in the source; it is left alone")

@@ -18,7 +18,7 @@ taxCodeExternalId. docs/errors.md lists every message. The rules:
 - JSON numbers: an integer (or a float with nothing after the point, 1001.0) as externalId, code
   or tax code is read as its digits ("1001"); a fraction is an error (a number cannot say
   whether "4000.10" was meant); a name must be a string.
-- An externalId on several rows is an error naming their lines; none of those rows is used.
+- An externalId on several rows is an error naming their lines; the diff uses none of those rows.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def read_source(data: bytes, name: str) -> SourceSnapshot:
         if account is not None:
             accounts.append(account)
             positions.append(position)
-    accounts = _without_repeats(accounts, positions, where, errors)
+    errors += _repeats(accounts, positions, where)
     return SourceSnapshot(accounts=accounts, errors=errors, notes=notes)
 
 
@@ -263,28 +263,23 @@ def _trimmed(row: dict[str, Any], location: str, notes: list[ItemError]) -> dict
     return {**row, **trimmed}
 
 
-def _without_repeats(accounts: list[SourceAccount], positions: list[int], where: Callable[[int], str],
-                     errors: list[ItemError]) -> list[SourceAccount]:
-    """The accounts without any whose externalId is on several rows; each such externalId is an error
-    naming its rows (the diff would find them too, but no longer knows where they came from)."""
+def _repeats(accounts: list[SourceAccount], positions: list[int], where: Callable[[int], str]) -> list[ItemError]:
+    """An error for each externalId on several rows, naming them all (the diff, which holds such an
+    externalId, no longer knows where its rows came from). The rows stay: they are still the source's."""
     seen: set[str] = set()
     repeated: set[str] = set()
     for account in accounts:
         (repeated if account.external_id in seen else seen).add(account.external_id)
     if not repeated:
-        return accounts
+        return []
     rows: dict[str, list[int]] = {}
-    kept = []
     for account, position in zip(accounts, positions, strict=True):
         if account.external_id in repeated:
             rows.setdefault(account.external_id, []).append(position)
-        else:
-            kept.append(account)
-    for external_id, places in sorted(rows.items()):
-        errors.append(ItemError(location=where(places[0]), external_id=external_id, field="externalId",
-                                message=f"appears {len(places)} times in the source "
-                                        f"({', '.join(where(place) for place in places)}); it is left alone"))
-    return kept
+    return [ItemError(location=where(places[0]), external_id=external_id, field="externalId",
+                      message=f"appears {len(places)} times in the source "
+                              f"({', '.join(where(place) for place in places)}); it is left alone")
+            for external_id, places in sorted(rows.items())]
 
 
 def _printable(text: str) -> str:
