@@ -215,7 +215,9 @@ def _run(source: Path | SourceConfig, pleo_url: str, company_id: str, credential
     tenant = Tenant(tenant_id=tenant_id, company_id=company_id, pleo_secret_name=f"coa-sync/{tenant_id}/pleo",
                     source=FileSource(uri=str(source)) if isinstance(source, Path) else source,
                     archive_guard=archive_guard)
-    options = RunnerOptions(pleo_url=pleo_url, show_function_output=log_output.functions_print(args))
+    # The report shows every row only with --full: a large plan is not read back whole otherwise.
+    options = RunnerOptions(pleo_url=pleo_url, show_function_output=log_output.functions_print(args),
+                            plan_rows=None if getattr(args, "full", False) else SHOWN_ROWS)
     with LocalState(args.state_dir or default_directory()) as state, \
             LocalRunner(options, progress=_progress, state=state) as runner:
         if token_store is not None:  # needs_reauth shows in `coa-sync runs` and `show` too
@@ -236,7 +238,7 @@ def _run(source: Path | SourceConfig, pleo_url: str, company_id: str, credential
         except ConnectorError as exc:
             raise UsageError(f"the accounting system could not be read: {exc}", code="source_unreachable") from None
     _print(result, args.json, getattr(args, "full", False))
-    incomplete = result.failed or result.plan.errors or result.plan.held or result.pending
+    incomplete = result.failed or result.plan.errors or result.record.held or result.pending
     return EXIT_INCOMPLETE if incomplete else EXIT_OK
 
 
@@ -244,7 +246,7 @@ def _print(result: RunResult, as_json: bool, full: bool) -> None:
     if as_json:
         print(json.dumps(result.to_json()))
         return
-    print(plan_table(result.plan, full))
+    print(plan_table(result, full))
     print()
     print(result_text(result))
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coa_sync.models import AccountFields, Action, ActionKind, Plan
+from coa_sync.models import AccountFields, Action, ActionKind
 
 from coa_sync_local.runner import RunResult
 
@@ -17,17 +17,20 @@ SHOWN_PER_KIND = 10
 SHOWN_ITEMS = 20  # held archives, set-aside items and notes listed before "... and N more"
 
 
-def plan_table(plan: Plan, full: bool = False) -> str:
+def plan_table(result: RunResult, full: bool = False) -> str:
+    """The run's plan as a table. The counts are the run's (its plan may be read back in part: RunnerOptions)."""
+    plan, counts = result.plan, result.record.planned
     rows = [("", "action", "externalId", "code", "name", "change")]
-    per_kind = None if full or len(plan.actions) <= SHOWN_ROWS else SHOWN_PER_KIND
+    total = sum(getattr(counts, kind.value) for kind in ORDER)
+    per_kind = None if full or total <= SHOWN_ROWS else SHOWN_PER_KIND
     for kind in ORDER:
         actions = sorted((a for a in plan.actions if a.kind == kind), key=lambda a: a.external_id)
         for action in actions[:per_kind]:
             rows.append((SYMBOLS[kind], kind.value, action.external_id, action.desired.code or "",
                          action.desired.name, _change(action)))
-        if per_kind is not None and len(actions) > per_kind:
-            rows.append(("", "", f"... and {len(actions) - per_kind:,} more to {kind.value}", "", "", ""))
-    counts = plan.counts()
+        if per_kind is not None and getattr(counts, kind.value) > per_kind:
+            more = getattr(counts, kind.value) - per_kind
+            rows.append(("", "", f"... and {more:,} more to {kind.value}", "", "", ""))
     summary = (f"Plan: {counts.create} to create, {counts.unarchive} to unarchive, {counts.update} to update, "
                f"{counts.archive} to archive, {counts.noop} unchanged.")
     if len(rows) > 1:
@@ -41,7 +44,8 @@ def plan_table(plan: Plan, full: bool = False) -> str:
     lines.append(summary)
     if plan.held:
         lines.append(f"Archives held back: {plan.held_reason}.")
-        lines.extend(first([f"  = archive {a.external_id} ({a.desired.name})" for a in plan.held], full))
+        lines.extend(first([f"  = archive {a.external_id} ({a.desired.name})" for a in plan.held], full,
+                           result.record.held))
     if plan.errors:
         lines.append(f"{len(plan.errors)} item(s) set aside:")
         lines.extend(first([f"  ! {error}" for error in plan.errors], full))
@@ -51,11 +55,12 @@ def plan_table(plan: Plan, full: bool = False) -> str:
     return "\n".join(lines)
 
 
-def first(lines: list[str], full: bool = False) -> list[str]:
-    """The first SHOWN_ITEMS lines and how many more there are (all of them when `full`)."""
-    if full or len(lines) <= SHOWN_ITEMS:
+def first(lines: list[str], full: bool = False, total: int | None = None) -> list[str]:
+    """The first SHOWN_ITEMS lines and how many more there are of `total` (all of them when `full`)."""
+    total = len(lines) if total is None else total
+    if full or total <= SHOWN_ITEMS:
         return lines
-    return [*lines[:SHOWN_ITEMS], f"  ... and {len(lines) - SHOWN_ITEMS:,} more"]
+    return [*lines[:SHOWN_ITEMS], f"  ... and {total - SHOWN_ITEMS:,} more"]
 
 
 def result_text(result: RunResult) -> str:

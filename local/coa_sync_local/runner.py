@@ -19,6 +19,8 @@ import os
 import sys
 import time
 import uuid
+import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass, field
@@ -96,12 +98,12 @@ class RunResult:
             "tenant_id": self.manifest.tenant_id,
             "status": self.record.status,
             "dry_run": self.manifest.dry_run,
-            "planned": self.plan.counts().model_dump(),
+            "planned": self.record.planned.model_dump(),
             "applied": self.applied.model_dump(),
             "failed": [{"externalId": f.external_id, "action": f.action, "reasons": f.reasons} for f in self.failed],
             "errors": [error.model_dump() for error in self.plan.errors],
             "notes": [note.model_dump() for note in self.plan.notes],
-            "held": {"archive": len(self.plan.held), "reason": self.plan.held_reason},
+            "held": {"archive": self.record.held, "reason": self.plan.held_reason},
             "pending": self.pending,
             "api_calls": {kind: self.api_calls.get(kind, 0) for kind in ("search", "batch_create", "put")},
         }
@@ -142,6 +144,9 @@ class RunnerOptions:
     drain_timeout_seconds: float = 600.0
     # What the handlers print (Powertools' metric blobs, as Lambda's log stream would get): to stderr, or dropped.
     show_function_output: bool = False
+    # Actions of each kind (and held archives) read back into RunResult.plan, None: all. A report shows the
+    # first few, and a large plan read back whole is as big as the queue was; the counts are the ledger's.
+    plan_rows: int | None = None
 
 
 Progress = Callable[[str], None]
@@ -330,11 +335,10 @@ class LocalRunner:
         self.progress(f"diff: {_describe(planned.planned)}")
         # Every message queued, this run's and any an earlier command left: what the writer settles.
         pending = 0 if dry_run else self._drain_actions(handlers["writer"], self._in_flight())
-        # Read back once the queue is drained: for a large chart the plan is as big as the queue was.
-        plan = files.get(plan_key(tenant_id, manifest.run_id), Plan)
         failed = self._failures(manifest.run_id)
         record = Ledger(TABLE).get(tenant_id, manifest.run_id)
         assert record is not None, "fetch records every run it starts"
+        plan = self._plan(files, plan_key(tenant_id, manifest.run_id), record)
         return RunResult(
             manifest=manifest,
             plan=plan,
@@ -345,6 +349,29 @@ class LocalRunner:
             api_calls=dict(API_CALLS),
             seconds=time.monotonic() - started,
         )
+
+    def _plan(self, files: SnapshotStore, key: str, record: RunRecord) -> Plan:
+        """The run's plan, with at most `plan_rows` actions of each kind and held archives (see RunnerOptions)."""
+        rows = self.options.plan_rows
+        if rows is None:
+            return files.get(key, Plan)
+        planned = sum(getattr(record.planned, kind) for kind in runs.ACTION_KINDS)
+        seen, shown = 0, Counter[str]()
+
+        def first_rows(item: dict[str, Any]) -> dict[str, Any] | None:
+            # Plan's JSON lists its actions, then its held archives: the first `planned` actions are the former.
+            nonlocal seen
+            if "kind" not in item or "desired" not in item:
+                return item
+            seen += 1
+            group = item["kind"] if seen <= planned else "held"
+            shown[group] += 1
+            return item if shown[group] <= rows else None
+
+        document = json.loads(zlib.decompress(files.read_bytes(key), wbits=zlib.MAX_WBITS | 16), object_hook=first_rows)
+        for name in ("actions", "held"):
+            document[name] = [action for action in document[name] if action is not None]
+        return Plan.model_validate(document)
 
     def _drain_events(self) -> Iterator[dict[str, Any]]:
         events = []

@@ -246,3 +246,16 @@ def test_writer_progress_counts_every_queued_message_and_never_passes_its_total(
     runner.run("acme")
     settled = [tuple(map(int, found.groups())) for line in lines if (found := re.match(r"writer: (\d+)/(\d+) ", line))]
     assert settled[-1] == (5, 5) and all(done <= total for done, total in settled)
+
+
+def test_a_plan_read_back_in_part_keeps_the_first_rows_and_the_run_s_own_counts(emulator, make_runner, tmp_path):
+    emulator.add_company(COMPANY, api_keys=[API_KEY], accounts=[
+        {"externalId": f"p{n:02d}", "name": f"P{n}", "archived": False} for n in range(12)])
+    rows = [(f"n{n:02d}", str(n), f"N{n}", True) for n in range(8)] + [("p00", "", "P0", True)]
+    runner = make_runner(write_csv(tmp_path / "chart.csv", rows), plan_rows=5)
+    result = runner.run("acme")
+    assert [a.external_id for a in result.plan.actions] == ["n00", "n01", "n02", "n03", "n04"]
+    assert [a.external_id for a in result.plan.held] == ["p01", "p02", "p03", "p04", "p05"]
+    report = result.to_json()
+    assert report["planned"]["create"] == 8 and report["applied"]["create"] == 8
+    assert report["held"]["archive"] == 11
