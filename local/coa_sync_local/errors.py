@@ -5,12 +5,13 @@
     2    bad input or configuration (an option, the source file, credentials Pleo refused, a run
          that cannot be approved, ...): nothing was changed
     3    an unexpected error (a bug): the message and a traceback on stderr
-    130  interrupted (Ctrl-C, SIGINT); 143 stopped by SIGTERM, 129 by SIGHUP (what was done is kept)
+    130, 143, 129  stopped by SIGINT (Ctrl-C), SIGTERM or SIGHUP (what was done so far is kept)
     141  stdout was closed early (`coa-sync dlq list | head`): the rest was not printed
 
 README.md has the same table.
 
-A failure prints `coa-sync: error: <message>` on stderr and, under `--json`, one object on stdout:
+A failure prints `coa-sync: error: <message>` on stderr (a stop: `coa-sync: stopped by SIGTERM; ...`) and,
+under `--json`, one object on stdout:
 `{"error": {"message", "code", "option"?, ...}}` (`code` says what kind of failure, `option` names
 the option that was wrong). Commands raise UsageError (or an exception listed in `describe`);
 `cli.main` tells it, in one place.
@@ -75,7 +76,8 @@ def report(exc: BaseException, as_json: bool) -> int:
     error, exit_code = describe(exc)
     if exit_code == EXIT_INTERNAL:
         traceback.print_exception(exc, file=sys.stderr)
-    print(f"coa-sync: error: {error.message}", file=sys.stderr)
+    stopped = error.code in ("stopped", "interrupted")  # asked for, not an error
+    print(f"coa-sync: {'' if stopped else 'error: '}{error.message}", file=sys.stderr)
     if as_json:
         print(json.dumps(error.to_json(), ensure_ascii=False))
     return exit_code
