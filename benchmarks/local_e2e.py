@@ -87,7 +87,7 @@ class Clock:
             (wiring, "source_snapshot", "read AS file", False), (wiring, "pleo_snapshot", "read Pleo", False),
             (SnapshotStore, "put", "S3 put", False), (SnapshotStore, "get", "S3 get", False),
             (diff_step, "plan", "plan", False), (ActionQueue, "send", "SQS send", False),
-            (LocalRunner, "_drain_actions", "writer loop", True), (LocalRunner, "_receive_batch", "SQS receive", False),
+            (LocalRunner, "_poll", "writer loop", True), (LocalRunner, "_receive_batch", "SQS receive", False),
             (Writer, "apply", "Writer.apply", True), (PleoClient, "_request", "Pleo HTTP", False),
         ]
         load = runner_module._load_handler

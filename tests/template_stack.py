@@ -71,6 +71,7 @@ IAM_ACTIONS = {
     ("lambda", "Invoke"): "lambda:InvokeFunction",
     ("sqs", "SendMessageBatch"): "sqs:SendMessage",
     ("sqs", "DeleteMessageBatch"): "sqs:DeleteMessage",
+    ("sqs", "ChangeMessageVisibilityBatch"): "sqs:ChangeMessageVisibility",
 }
 
 
@@ -378,6 +379,11 @@ def iam_requests(call: Call) -> list[tuple[str, str]]:
     params = call.params
     if call.service == "s3":
         resources = [f"arn:{PARTITION}:s3:::{params['Bucket']}" + (f"/{params['Key']}" if "Key" in params else "")]
+    elif call.service == "dynamodb" and call.operation == "TransactWriteItems":
+        # Authorized as each of its writes (ConditionCheck as ConditionCheckItem), on its own table.
+        return [(f"dynamodb:{kind}Item" if kind != "ConditionCheck" else "dynamodb:ConditionCheckItem",
+                 f"arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/{write['TableName']}")
+                for item in params["TransactItems"] for kind, write in item.items()]
     elif call.service == "dynamodb":
         resources = [f"arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/{params['TableName']}"]
     elif call.service == "sqs":
@@ -434,8 +440,8 @@ class LambdaFunction:
             self.module = _load_module(path, f"coa_sync_template_{logical}_{uuid.uuid4().hex}")
         self.handler = getattr(self.module, attribute)
 
-    def __call__(self, event: Any) -> Any:
-        context = LambdaContext(self.name, timeout_seconds=self.timeout, memory_limit_in_mb=self.memory)
+    def __call__(self, event: Any, context: Any = None) -> Any:
+        context = context or LambdaContext(self.name, timeout_seconds=self.timeout, memory_limit_in_mb=self.memory)
         with self._running():
             return self.handler(copy.deepcopy(event), context)
 

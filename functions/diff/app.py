@@ -30,10 +30,21 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     for record in event["Records"]:
         # S3 URL-encodes the key in its events (a space arrives as '+').
         key = unquote_plus(record["s3"]["object"]["key"])
-        manifest, plan = diff_run(key, files=files, actions=actions, guard=settings.archive_guard, ledger=ledger,
-                                  finished=finished)
+        diffed = diff_run(key, files=files, actions=actions, guard=settings.archive_guard, ledger=ledger,
+                          finished=finished, ttl_seconds=settings.lock_ttl_seconds)
+        manifest, plan = diffed.manifest, diffed.plan
         logger.set_correlation_id(manifest.run_id)
+        if plan is None:  # a manifest delivered twice, or late: its run is planned already or has moved on
+            logger.info("manifest skipped", extra={"tenant": manifest.tenant_id, "reason": diffed.skipped})
+            metrics.add_metric("ManifestsSkipped", "Count", 1)
+            runs.append({"tenantId": manifest.tenant_id, "runId": manifest.run_id, "skipped": diffed.skipped})
+            continue
         counts = plan.counts()
+        if diffed.resumed_from:  # an earlier try planned the run and was cut off while queueing its actions
+            logger.info("queueing resumed", extra={"tenant": manifest.tenant_id, "from": diffed.resumed_from})
+            runs.append({"tenantId": manifest.tenant_id, "runId": manifest.run_id, "planned": counts.model_dump(),
+                         "resumedFrom": diffed.resumed_from})
+            continue
         logger.info("plan made", extra={"tenant": manifest.tenant_id, "dryRun": manifest.dry_run,
                                         "counts": counts.model_dump(), "errors": len(plan.errors)})
         for kind, count in counts.model_dump().items():

@@ -1,6 +1,7 @@
 """fetch λ: snapshot one tenant's AS and Pleo charts of accounts to S3.
 
-A scheduled call carries no tenant: it fans out, starting one run per enabled tenant.
+A scheduled call carries no tenant: it first closes orphaned runs (the sweep), then fans out,
+starting one run per enabled tenant.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from coa_sync.adapters.ledger import Ledger, RunInProgressError
 from coa_sync.adapters.runs import LambdaRunStarter
 from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.adapters.tenants import TenantStore
+from coa_sync.deadline import Deadline
 from coa_sync.models import RunRequest
 from coa_sync.observability import logger, metrics, observe_pleo, tracer
+from coa_sync.pipeline import runs
 from coa_sync.pipeline.fetch import fan_out, fetch_run
 from coa_sync.settings import FetchSettings
 from coa_sync.tokens import ReauthRequired
@@ -25,6 +28,9 @@ files = SnapshotStore(settings.snapshot_bucket)
 tenants = TenantStore(settings.tenants_table)
 ledger = Ledger(settings.tenants_table)
 finished = wiring.run_finisher(settings, files)
+orphan_bounds = runs.OrphanBounds(fetching=settings.orphaned_fetch_seconds, applying=settings.lock_ttl_seconds)
+# Kept back from the timeout: failing the run, releasing its lock, writing its report and announcing it.
+WRAP_UP_SECONDS = 10
 
 
 @logger.inject_lambda_context
@@ -33,20 +39,28 @@ finished = wiring.run_finisher(settings, files)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("tenantId") is None:
         request = RunRequest.model_validate({**event, "tenantId": "all"})
+        orphans = runs.sweep(ledger, [tenant.tenant_id for tenant in tenants.all()], orphan_bounds, finished)
+        for orphan in orphans:
+            logger.warning("orphaned run closed", extra={"run": orphan if isinstance(orphan, str) else
+                                                         orphan.model_dump(mode="json", include={"tenant_id", "run_id",
+                                                                                                  "error"})})
+        metrics.add_metric("RunsOrphaned", "Count", len(orphans))
         started = fan_out(tenants.enabled(), LambdaRunStarter(os.environ["AWS_LAMBDA_FUNCTION_NAME"]), request)
         logger.info("runs started", extra={"tenants": started})
         metrics.add_metric("RunsStarted", "Count", len(started))
-        return {"started": started}
+        return {"started": started, "orphansClosed": len(orphans)}
     request = RunRequest.model_validate(event)
+    deadline = Deadline.of(context.get_remaining_time_in_millis, WRAP_UP_SECONDS)
     try:
         manifest = fetch_run(
             request,
             tenants.get(request.tenant_id),
             read_source=lambda source: wiring.source_snapshot(source, files),
-            read_pleo=lambda tenant: wiring.pleo_snapshot(settings, tenant, observe_pleo),
+            read_pleo=lambda tenant: wiring.pleo_snapshot(settings, tenant, observe_pleo, deadline),
             files=files,
             ledger=ledger,
             finished=finished,
+            ttl_seconds=settings.lock_ttl_seconds,
         )
     except ReauthRequired as refused:
         # Not an error to retry: nothing goes to Pleo for the tenant until it is connected again; the run is failed.
@@ -59,6 +73,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.info("run skipped: another is in progress", extra={"tenant": request.tenant_id, "running": busy.run_id})
         metrics.add_metric("RunsSkipped", "Count", 1)
         return {"tenantId": request.tenant_id, "skipped": True, "runningRunId": busy.run_id}
+    except runs.AlreadyStartedError as duplicate:
+        # A second delivery of this request (Lambda's async invocations are at least once).
+        logger.info("duplicate run request skipped", extra={"tenant": request.tenant_id, "run": request.run_id,
+                                                            "status": duplicate.record.status})
+        return {"tenantId": request.tenant_id, "runId": duplicate.record.run_id, "duplicate": True}
     logger.set_correlation_id(manifest.run_id)
     metrics.add_metric("SourceAccounts", "Count", manifest.source_accounts)
     metrics.add_metric("PleoAccounts", "Count", manifest.target_accounts)

@@ -37,11 +37,11 @@ files = SnapshotStore(settings.snapshot_bucket)
 tenants = TenantStore(settings.tenants_table)
 approve = functools.partial(approve_run, approved_by="webhook", ledger=ledger, files=files,
                             actions=ActionQueue(settings.actions_queue_url),
-                            finished=wiring.run_finisher(settings, files),
+                            finished=wiring.run_finisher(settings, files), ttl_seconds=settings.lock_ttl_seconds,
                             check_pleo=wiring.pleo_check(settings, tenants.get, observe_pleo))
 webhook = Webhook(tenant=tenants.get, secret=webhook_secret, ledger=ledger, first_use=ledger.first_use,
                   start=LambdaRunStarter(settings.fetch_function_name), approve=approve,
-                  connection=PleoConnections(settings.tenants_table).status)
+                  lock_ttl_seconds=settings.lock_ttl_seconds, connection=PleoConnections(settings.tenants_table).status)
 
 
 def start_first_run(tenant_id: str) -> str | None:

@@ -9,6 +9,7 @@ import argparse
 import importlib.resources
 import json
 import os
+import random
 import sys
 import time
 import uuid
@@ -23,7 +24,7 @@ from coa_sync.sources import SourceFormatError, check_readable
 from coa_sync.tokens import ReauthRequired
 from pydantic import ValidationError
 
-from coa_sync_local import arguments, control_cli, log_output, pleo_options, source_options, tenants_cli
+from coa_sync_local import arguments, aws_faults, control_cli, log_output, pleo_options, source_options, tenants_cli
 from coa_sync_local import connect as oauth_connect
 from coa_sync_local.errors import EXIT_BROKEN_PIPE, EXIT_INCOMPLETE, EXIT_OK, UsageError, report
 from coa_sync_local.oauth_file import FileTokenStore, OAuthFileError
@@ -104,6 +105,11 @@ def _add_run_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--full", action="store_true",
                          help=f"print every planned row (past {SHOWN_ROWS}, the table shows the first of each kind)")
     _add_state_argument(command)
+    faults = command.add_argument_group("AWS's failure modes, played locally (see docs/errors.md)")
+    faults.add_argument("--aws-faults", metavar="LIST", type=_aws_faults, default=(),
+                        help=f"comma-separated: {', '.join(aws_faults.FAULTS)}; or all")
+    faults.add_argument("--aws-faults-seed", metavar="N", type=int, default=None,
+                        help="the seed every fault is drawn from (default: random, printed)")
     guard = command.add_argument_group("mass-archive guard: hold archives back past max(MIN, PERCENT% of Pleo's "
                                        "active accounts)")
     guard.add_argument("--archive-guard-min", type=int, metavar="MIN", help="default 10")
@@ -149,6 +155,22 @@ def _connect(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     print(f"Connected to Pleo: the tokens are in {out} (mode 0600); sync with --pleo-oauth {out}")
     return EXIT_OK
+
+
+def _faults(args: argparse.Namespace) -> tuple[tuple[str, ...], int]:
+    """--aws-faults and the seed they are drawn from (given, or random and said); none for the demo."""
+    faults, seed = getattr(args, "aws_faults", ()), getattr(args, "aws_faults_seed", None)
+    seed = seed if seed is not None else random.randrange(2**32)  # noqa: S311 - reproducible faults, not secrets
+    if faults:
+        _progress(f"AWS faults: {', '.join(faults)} (seed {seed}; --aws-faults-seed {seed} plays them again)")
+    return faults, seed
+
+
+def _aws_faults(listed: str) -> tuple[str, ...]:
+    try:
+        return aws_faults.parse(listed)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _archive_guard(args: argparse.Namespace) -> ArchiveGuard | None:
@@ -216,8 +238,10 @@ def _run(source: Path | SourceConfig, pleo_url: str, company_id: str, credential
                     source=FileSource(uri=str(source)) if isinstance(source, Path) else source,
                     archive_guard=archive_guard)
     # The report shows every row only with --full: a large plan is not read back whole otherwise.
+    faults, seed = _faults(args)
     options = RunnerOptions(pleo_url=pleo_url, show_function_output=log_output.functions_print(args),
-                            plan_rows=None if getattr(args, "full", False) else SHOWN_ROWS)
+                            plan_rows=None if getattr(args, "full", False) else SHOWN_ROWS,
+                            aws_faults=faults, aws_faults_seed=seed)
     with LocalState(args.state_dir or default_directory()) as state, \
             LocalRunner(options, progress=_progress, state=state) as runner:
         if token_store is not None:  # needs_reauth shows in `coa-sync runs` and `show` too

@@ -87,6 +87,12 @@ class Deployment:
         return {tenant_id: status for tenant_id, status in found.items()
                 if status is not None and status["status"] == "needs_reauth"}
 
+    def queued(self) -> dict[str, int] | None:
+        """Actions waiting in the actions queue, by run; None where the queue cannot be read through (a stack)."""
+        if self.runner is None:
+            return None
+        return {run: count for (_, run), count in self.runner.queued().items()}
+
     def letters(self, run_id: str | None = None) -> list[DeadLetter]:
         return [letter for letter in self.dead_letters.letters()
                 if run_id is None or (letter.message is not None and letter.message.run_id == run_id)]

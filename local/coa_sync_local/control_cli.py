@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from coa_sync.history import compare_charts
+from coa_sync.models import RunRecord
 from coa_sync.pipeline.approve import approve_run
+from coa_sync.pipeline.redrive import reopen_for_redrive
 
 from coa_sync_local import arguments, log_output, pleo_options, render_runs
 from coa_sync_local.control import Deployment, aws_deployment, local_deployment
@@ -97,9 +99,16 @@ def _runs(args: argparse.Namespace) -> int:
         records = deployment.runs(args.tenant, args.limit)
         tenant_ids = {record.tenant_id for record in records} | ({args.tenant} if args.tenant else set())
         reauth = deployment.needs_reauth(tenant_ids)
-    text = "\n".join(filter(None, [render_runs.runs_table(records), render_runs.needs_reauth(reauth)]))
-    emit(args, {"runs": [record.model_dump(mode="json") for record in records], "needsReauth": reauth}, text)
+        queued = deployment.queued()
+    listed = [{**record.model_dump(mode="json"), "queued": _queued(record, queued)} for record in records]
+    text = "\n".join(filter(None, [render_runs.runs_table(records, queued), render_runs.needs_reauth(reauth)]))
+    emit(args, {"runs": listed, "needsReauth": reauth}, text)
     return EXIT_OK
+
+
+def _queued(record: RunRecord, queued: dict[str, int] | None) -> int:
+    """The run's actions still on the queue (locally, counted there; on a stack, planned less settled)."""
+    return queued.get(record.run_id, 0) if queued is not None else record.unsettled
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -108,14 +117,16 @@ def _show(args: argparse.Namespace) -> int:
         plan = deployment.plan(record)
         letters = deployment.letters(record.run_id)
         reauth = deployment.needs_reauth({record.tenant_id})
+        queued = _queued(record, deployment.queued())
     document = {
-        "run": record.model_dump(mode="json"),
+        "run": {**record.model_dump(mode="json"), "queued": queued},
         "errors": [error.model_dump() for error in plan.errors] if plan else [],
         "held": {"reason": plan.held_reason, "archives": [a.external_id for a in plan.held]} if plan else None,
         "failed": [letter.model_dump(mode="json") for letter in letters],
         "pleoConnection": reauth.get(record.tenant_id),
     }
-    text = "\n".join(filter(None, [render_runs.report(record, plan, letters), render_runs.needs_reauth(reauth)]))
+    text = "\n".join(filter(None, [render_runs.report(record, plan, letters, queued),
+                                    render_runs.needs_reauth(reauth)]))
     emit(args, document, text)
     return EXIT_OK
 
@@ -145,7 +156,7 @@ def _approve(args: argparse.Namespace) -> int:
             _set_local_credentials(args, deployment, {record.tenant_id})
         approved = approve_run(record.tenant_id, record.run_id, approved_by="cli", ledger=deployment.ledger,
                                files=deployment.files, actions=deployment.actions, finished=deployment.finished,
-                               check_pleo=deployment.check_pleo)
+                               check_pleo=deployment.check_pleo, ttl_seconds=deployment.actions.lock_ttl_seconds())
         if deployment.runner is None:
             emit(args, {"run": approved.model_dump(mode="json")},
                  f"Approved: {approved.planned.archive - record.planned.archive} archive(s) of run "
@@ -178,19 +189,23 @@ def _dlq_redrive(args: argparse.Namespace) -> int:
             _check_local_pleo(args, deployment)
             tenant_ids = {letter.message.tenant_id for letter in letters if letter.message}
             _set_local_credentials(args, deployment, tenant_ids)
+        # The writer applies only a live run's actions: each letter's run is opened again where it may be.
+        reopened = reopen_for_redrive(letters, deployment.ledger, deployment.actions.lock_ttl_seconds())
         moved = deployment.dead_letters.redrive(deployment.actions.url)
+        stale = [f"run {run}: {why}" for run, why in sorted(reopened.superseded.items())]
+        note = f"\nSuperseded when they arrive, not applied: {'; '.join(stale)}." if stale else ""
         if deployment.runner is None:
             how = (f"SQS is moving them (task {moved.task_handle})" if moved.task_handle
                    else "they are in the actions queue")
-            emit(args, {"moved": moved.messages, "taskHandle": moved.task_handle},
-                 f"Redrive: {moved.messages} item(s) going back to the writer; {how}.")
+            emit(args, {"moved": moved.messages, "taskHandle": moved.task_handle, "superseded": reopened.superseded},
+                 f"Redrive: {moved.messages} item(s) going back to the writer; {how}.{note}")
             return EXIT_OK
         pending = deployment.runner.apply_queued() if moved.messages else 0
         still_failing = deployment.letters()
-    emit(args, {"moved": moved.messages, "pending": pending,
+    emit(args, {"moved": moved.messages, "pending": pending, "superseded": reopened.superseded,
                 "failed": [letter.model_dump(mode="json") for letter in still_failing]},
          f"Redrive: {moved.messages} item(s) sent back to the writer and applied; "
-         f"{len(still_failing)} in the dead-letter queue now.\n" + render_runs.dead_letters(still_failing))
+         f"{len(still_failing)} in the dead-letter queue now.{note}\n" + render_runs.dead_letters(still_failing))
     return EXIT_INCOMPLETE if pending or still_failing else EXIT_OK
 
 

@@ -1,4 +1,5 @@
-"""Speed fixes for moto's SQS, applied by the local runner; what SQS does is unchanged.
+"""Speed fixes for moto's SQS (and one for DynamoDB), applied by the local runner; what SQS and DynamoDB
+do is unchanged.
 
 moto's SQS is written for a handful of messages; the local runner queues one message per
 action, 100,000 for a large chart. Each fix below removes work whose cost grows with the
@@ -65,6 +66,14 @@ for 100,000 messages, each parsed and answered by moto):
 - Action lookup: every call lists the methods of the response class (inspect.getmembers,
   about 0.3 ms) to check the action is one of them. SQSResponse's methods are fixed: they
   are listed once.
+
+And one in moto's DynamoDB:
+
+- Transactions: TransactWriteItems backs up every table it writes to by deep-copying it whole,
+  once per write in the transaction, so that it can put the table back if a condition fails;
+  a run's close (one transaction) cost as much as copying the whole tenants table twice. A
+  transaction changes only the items it names: those are copied, and the table's map of items
+  copied shallowly; a cancelled transaction puts back exactly that, so every table reads as before.
 """
 
 from __future__ import annotations
@@ -72,12 +81,16 @@ from __future__ import annotations
 import copy
 import functools
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import moto.core.responses as core_responses
+import moto.dynamodb.models as dynamodb_models
 import moto.sqs.models as sqs_models
 from moto.core import serialize
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
 from moto.moto_api._internal import mock_random
 from moto.sqs.exceptions import ReceiptHandleIsInvalid
 from moto.sqs.models import Message, Queue, SQSBackend
@@ -407,10 +420,68 @@ def _sharing_attributes(send_message: Callable[..., Message]) -> Callable[..., M
     return send
 
 
+_transact_write_items = DynamoDBBackend.transact_write_items
+
+
+class _TableBackup:
+    """What moto's transaction keeps of a table in place of a deep copy of it (see the module's notes)."""
+
+    def __init__(self, table: Table, keys: list[dict[str, Any]]) -> None:
+        self.table = table
+        self.items = {hash_key: dict(value) if isinstance(value, dict) else value
+                      for hash_key, value in table.items.items()}
+        for key in keys:
+            hash_key = dynamodb_models.DynamoType(key[table.hash_key_attr])
+            if table.range_key_attr is None:
+                if hash_key in self.items:
+                    self.items[hash_key] = copy.deepcopy(self.items[hash_key])
+                continue
+            range_key = dynamodb_models.DynamoType(key[table.range_key_attr])
+            if range_key in self.items.get(hash_key, {}):
+                self.items[hash_key][range_key] = copy.deepcopy(self.items[hash_key][range_key])
+
+    def restore(self) -> Table:
+        self.table.items = defaultdict(dict, self.items)
+        return self.table
+
+
+class _BackupCopier:
+    """moto.dynamodb.models' `copy` while a transaction runs: a table "copied" for its backup is a _TableBackup."""
+
+    def __init__(self, keys: dict[str, list[dict[str, Any]]]) -> None:
+        self._keys = keys
+
+    def deepcopy(self, value: Any, memo: Any = None) -> Any:
+        if isinstance(value, Table):
+            return _TableBackup(value, self._keys.get(value.name, []))
+        return copy.deepcopy(value, memo)
+
+
+def _transact_write_items_backing_up_items(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    keys: dict[str, list[dict[str, Any]]] = {}
+    for item in transact_items:
+        for kind, write in item.items():
+            table = backend.tables.get(write.get("TableName"))
+            if table is not None:
+                key = write["Item"] if kind == "Put" else write["Key"]
+                keys.setdefault(table.name, []).append(key)
+    names = list(keys)
+    dynamodb_models.copy = _BackupCopier(keys)  # type: ignore[assignment]
+    try:
+        _transact_write_items(backend, transact_items)
+    finally:
+        dynamodb_models.copy = copy
+        for name in names:  # a cancelled transaction put its backups in place of the tables
+            backup = backend.tables.get(name)
+            if isinstance(backup, _TableBackup):
+                backend.tables[name] = backup.restore()
+
+
 def apply() -> None:
     if getattr(Queue.delete_message, "speedup", False):
         return
     SQSBackend.send_message = _sharing_attributes(SQSBackend.send_message)  # type: ignore[method-assign]
+    DynamoDBBackend.transact_write_items = _transact_write_items_backing_up_items  # type: ignore[method-assign]
     Queue.delete_message = _delete_message  # type: ignore[method-assign]
     SQSBackend.delete_message_batch = _delete_message_batch  # type: ignore[method-assign]
     Message.visible = property(_visible)  # type: ignore[assignment,method-assign]

@@ -64,6 +64,25 @@ def first(lines: list[str], full: bool = False, total: int | None = None) -> lis
 
 
 def result_text(result: RunResult) -> str:
+    return "\n".join([_outcome(result), *queue_lines(result)])
+
+
+def queue_lines(result: RunResult) -> list[str]:
+    """What this command superseded, what is still queued and for which run, and the AWS faults played."""
+    lines = []
+    if result.superseded:
+        lines.append(f"{result.superseded} action(s) queued by earlier runs were superseded, not applied: "
+                     "a newer run of the tenant planned afresh.")
+    for (tenant, run), count in sorted(result.queued.items()):
+        later = "still to be applied" if run == result.run_id and result.record.ended_at is None else \
+            "its run has ended: superseded when the writer next runs, never applied"
+        lines.append(f"Still queued: {count} action(s) of run {run} (tenant {tenant}); {later}.")
+    if result.faults:
+        lines.append("AWS faults played: " + ", ".join(f"{what} {n}" for what, n in sorted(result.faults.items())))
+    return lines
+
+
+def _outcome(result: RunResult) -> str:
     if result.manifest.dry_run:
         return f"Dry run {result.run_id}: nothing was changed in Pleo."
     applied = result.applied

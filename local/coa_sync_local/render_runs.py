@@ -11,14 +11,18 @@ from coa_sync_local.render import field_change, first, table
 KINDS = ("create", "update", "unarchive", "archive")
 
 
-def runs_table(records: list[RunRecord]) -> str:
+def runs_table(records: list[RunRecord], queued: dict[str, int] | None = None) -> str:
+    """`queued`: actions waiting in the queue by run, where it can be read (locally); else planned less settled."""
     if not records:
         return "No runs yet."
-    rows = [("run", "tenant", "trigger", "status", "planned c/u/un/a", "applied c/u/un/a", "failed", "held")]
+    rows = [("run", "tenant", "trigger", "status", "planned c/u/un/a", "applied c/u/un/a", "failed", "superseded",
+             "queued", "held")]
     for record in records:
         status = f"{record.status} (dry run)" if record.dry_run else record.status
         rows.append((record.run_id, record.tenant_id, record.trigger, status, _counts(record.planned),
-                     _counts(record.applied), str(record.failed), str(record.held)))
+                     _counts(record.applied), str(record.failed), str(record.superseded),
+                     str(queued.get(record.run_id, 0) if queued is not None else record.unsettled),
+                     str(record.held)))
     return table(rows)
 
 
@@ -31,7 +35,7 @@ def needs_reauth(tenants: dict[str, dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def report(record: RunRecord, plan: Plan | None, letters: list[DeadLetter]) -> str:
+def report(record: RunRecord, plan: Plan | None, letters: list[DeadLetter], queued: int = 0) -> str:
     lines = [
         f"Run {record.run_id} of tenant {record.tenant_id}: {record.status}" + (" (dry run)" if record.dry_run else ""),
         f"  trigger   {record.trigger}",
@@ -40,7 +44,13 @@ def report(record: RunRecord, plan: Plan | None, letters: list[DeadLetter]) -> s
         f"  planned   {_spelled(record.planned)}",
         f"  applied   {_spelled(record.applied)}",
         f"  failed    {record.failed}",
+        f"  superseded {record.superseded}" + (" (queued when a newer run of the tenant took over: never applied)"
+                                                if record.superseded else ""),
     ]
+    if queued:
+        later = "the run has ended: superseded when delivered, never applied" if record.ended_at \
+            else "waiting for the writer"
+        lines.append(f"  queued    {queued} ({later})")
     if record.approved_at:
         lines.append(f"  approved  {record.approved_at:%Y-%m-%d %H:%M:%S %Z} ({record.approved_by})")
     if record.error:

@@ -1,24 +1,33 @@
 """The whole pipeline in one process, on moto, calling the very handlers Lambda runs.
 
-Each run is a cold start: the handler modules are loaded afresh from their folders with
-the run's environment. The event flow is AWS's own: fetch writes the manifest; S3 sends
-its object-created notification (here to a queue the runner polls, as Lambda's S3
-trigger would); the diff queues actions; the runner plays SQS's event source mapping
-for the writer: batches of up to `writer_batch_size`, partial batch responses, failed
-failed messages reappear after `visibility_timeout` seconds, redrive to the DLQ after
-`max_receive_count` receives.
+Each run starts cold: the handler modules are loaded afresh from their folders with the run's
+environment (and kept warm for the rest of the run). The event flow is AWS's own: the run's
+request goes to fetch as an asynchronous invocation; fetch writes the manifest; S3 sends its
+object-created notification (here to a queue the runner polls, as Lambda's S3 trigger would);
+the diff queues actions; the runner plays SQS's event source mapping for the writer: batches of
+up to `writer_batch_size`, partial batch responses, failed messages reappear after
+`visibility_timeout` seconds (unless the writer handed them back sooner), redrive to the DLQ
+after `max_receive_count` receives.
+
+By default it is a kind AWS: every event once, no function killed, warm containers. With
+`aws_faults` it plays AWS's failure modes instead (coa_sync_local.aws_faults): second copies of
+events arriving late, first tries killed at a virtual deadline and retried as Lambda and SQS
+would, cold starts, messages handed to two writers at once.
 """
 
 from __future__ import annotations
 
+import contextvars
 import gc
 import importlib.resources
 import importlib.util
 import json
 import os
 import sys
+import threading
 import time
 import uuid
+import warnings
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -26,18 +35,21 @@ from contextlib import ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, TextIO
+from unittest import mock
 
 import boto3
 from aws_lambda_powertools.utilities import parameters
-from coa_sync import wiring
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+from coa_sync import ratelimit, tokenbucket, wiring
 from coa_sync.adapters import aws
 from coa_sync.adapters.events import RunEvents
 from coa_sync.adapters.ledger import Ledger, RunInProgressError
 from coa_sync.adapters.pleo import API_CALLS
-from coa_sync.adapters.queues import DeadLetterQueue
+from coa_sync.adapters.queues import DeadLetterQueue, read_dead_letter
 from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.adapters.tenants import TenantStore
-from coa_sync.keys import plan_key
+from coa_sync.keys import manifest_key, plan_key
 from coa_sync.models import (
     ActionKind,
     DeadLetter,
@@ -47,6 +59,7 @@ from coa_sync.models import (
     RunRecord,
     RunRequest,
     Tenant,
+    new_run_id,
 )
 from coa_sync.observability import NAMESPACE, SERVICE, logger, metrics
 from coa_sync.pipeline import runs
@@ -54,9 +67,11 @@ from coa_sync.tokens import ReauthRequired, TokenStore
 from moto import mock_aws
 from moto.dynamodb.models import dynamodb_backends
 from moto.s3.models import s3_backends
+from moto.sqs import models as sqs_models
 from moto.sqs.models import Message, SQSBackend, sqs_backends
 
-from coa_sync_local import moto_speedups
+from coa_sync_local import aws_faults, moto_speedups
+from coa_sync_local.aws_faults import ASYNC_RETRIES, AwsFaults, LambdaKilled, VirtualDeadline
 from coa_sync_local.environ import environment as _environment
 from coa_sync_local.state import LocalState, World
 
@@ -87,6 +102,9 @@ class RunResult:
     pending: int
     api_calls: dict[str, int]
     seconds: float
+    superseded: int = 0  # older runs' actions this command settled without applying them
+    queued: dict[tuple[str, str], int] = field(default_factory=dict)  # still queued at the end, by (tenant, run)
+    faults: dict[str, int] = field(default_factory=dict)  # the AWS faults played (--aws-faults)
 
     @property
     def run_id(self) -> str:
@@ -105,29 +123,46 @@ class RunResult:
             "notes": [note.model_dump() for note in self.plan.notes],
             "held": {"archive": self.record.held, "reason": self.plan.held_reason},
             "pending": self.pending,
+            "superseded": self.superseded,
+            "queued": [{"tenantId": tenant, "runId": run, "actions": count}
+                       for (tenant, run), count in sorted(self.queued.items())],
             "api_calls": {kind: self.api_calls.get(kind, 0) for kind in ("search", "batch_create", "put")},
+            **({"aws_faults": self.faults} if self.faults else {}),
         }
 
 
 @dataclass
 class LambdaContext:
-    """What Powertools reads from Lambda's context object."""
+    """What Powertools reads from Lambda's context object; with a virtual deadline (aws_faults), the
+    remaining time is the one its calls spend."""
 
     function_name: str
     timeout_seconds: float = 900.0
     memory_limit_in_mb: int = 1024
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    _deadline: float = field(default=0.0)
+    deadline: VirtualDeadline | None = None
+    _ends_at: float = field(default=0.0)
 
     def __post_init__(self) -> None:
-        self._deadline = time.monotonic() + self.timeout_seconds
+        self._ends_at = time.monotonic() + self.timeout_seconds
 
     @property
     def invoked_function_arn(self) -> str:
         return f"arn:aws:lambda:{REGION}:123456789012:function:{self.function_name}"
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+        if self.deadline is not None:
+            return self.deadline.remaining_millis()
+        return max(0, int((self._ends_at - time.monotonic()) * 1000))
+
+
+@dataclass(frozen=True)
+class _Late:
+    """The second copy of an event (duplicate-events): delivered once the runner's writer step reaches `step`."""
+
+    step: int
+    function: str
+    event: dict[str, Any]
 
 
 @dataclass
@@ -147,6 +182,9 @@ class RunnerOptions:
     # Actions of each kind (and held archives) read back into RunResult.plan, None: all. A report shows the
     # first few, and a large plan read back whole is as big as the queue was; the counts are the ledger's.
     plan_rows: int | None = None
+    # AWS's failure modes to play (aws_faults.FAULTS), each choice drawn from this seed.
+    aws_faults: tuple[str, ...] = ()
+    aws_faults_seed: int = 0
 
 
 Progress = Callable[[str], None]
@@ -162,7 +200,15 @@ class LocalRunner:
         self.options = options
         self.progress = progress or (lambda _message: None)
         self.state = state
+        self.faults = AwsFaults(options.aws_faults, options.aws_faults_seed)
         self._stack = ExitStack()
+        self._warm: dict[str, ModuleType] = {}  # one container per function, unless cold-starts
+        self._late: list[_Late] = []
+        self._step = 0  # writer batches so far: the clock late copies arrive by
+        self._settled = 0
+        self._superseded = 0
+        self._current_run: str | None = None
+        self._checkpoints = False
 
     # -- the local AWS world ---------------------------------------------------------------
 
@@ -176,6 +222,10 @@ class LocalRunner:
 
     def _start(self) -> None:
         moto_speedups.apply()
+        # Two writers at once (sqs-duplicates) share Powertools' one Metrics object, so one may flush what the
+        # other cleared; metrics are off locally anyway.
+        self._stack.enter_context(warnings.catch_warnings())
+        warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
         # Lambda's logs go to CloudWatch; here to stderr, so stdout carries only results.
         logger.registered_handler.setStream(sys.stderr)
         self._function_output = sys.stderr if self.options.show_function_output else \
@@ -249,10 +299,10 @@ class LocalRunner:
         ledger = Ledger(TABLE)
         finished = wiring.finisher(SnapshotStore(BUCKET), RunEvents("default"))
         for tenant in TenantStore(TABLE).all():
-            run_id = ledger.lock_holder(tenant.tenant_id)
-            record = ledger.get(tenant.tenant_id, run_id) if run_id else None
-            if record is not None:
-                runs.fail(ledger, record, "interrupted: the coa-sync command ended before the run did", finished)
+            lock = ledger.lock(tenant.tenant_id)
+            if lock is not None:
+                runs.orphaned(ledger, tenant.tenant_id, lock.run_id,
+                              "interrupted: the coa-sync command ended before the run did", finished)
 
     def _environment(self) -> dict[str, str]:
         return {
@@ -267,6 +317,8 @@ class LocalRunner:
             "PLEO_RATE_WINDOW_SECONDS": str(self.options.rate_window_seconds),
             "PLEO_MAX_ATTEMPTS": str(self.options.pleo_max_attempts),
             "MAX_RECEIVE_COUNT": str(self.options.max_receive_count),
+            "ACTIONS_VISIBILITY_TIMEOUT_SECONDS": str(self.options.visibility_timeout),
+            "LEFTOVER_VISIBILITY_SECONDS": "0",
             "POWERTOOLS_SERVICE_NAME": SERVICE,
             "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -294,60 +346,84 @@ class LocalRunner:
         TenantStore(TABLE).put(tenant)
 
     def set_pleo_credentials(self, tenant: Tenant, credentials: dict[str, str]) -> None:
-        """Also for a tenant restored from the state, which never keeps secrets."""
+        """Also for a tenant restored from the state, which never keeps secrets. Warm handlers see the new
+        value at once (deployed, a container may use the cached one for up to five minutes)."""
         _put_secret(tenant.pleo_secret_name, credentials)
+        _forget_cached_secrets()
 
     def apply_queued(self) -> int:
         """Play the writer over whatever waits in the actions queue (approved archives, redriven
         dead letters), as the deployed writer would; returns the messages still left."""
         if not self.options.pleo_url:
             raise ValueError("applying queued actions needs the Pleo URL")
-        return self._drain_actions(_load_handler("writer"), self._in_flight())
+        return self._pump()
+
+    def queued(self) -> Counter[tuple[str, str]]:
+        """What waits in the actions queue (visible or being applied), by (tenant, run)."""
+        sqs, name = _sqs_backend(self.actions_url)
+        counts: Counter[tuple[str, str]] = Counter()
+        for message in sqs.get_queue(name)._messages:
+            tenant = ((message.message_attributes or {}).get("tenantId") or {}).get("StringValue")
+            run = _run_of(message)
+            if tenant is None or run is None:  # a message moved back from the DLQ by hand: read its body
+                letter = read_dead_letter(message.body).message
+                tenant, run = (letter.tenant_id, letter.run_id) if letter else ("?", "?")
+            counts[(tenant, run)] += 1
+        return counts
 
     # -- one run ---------------------------------------------------------------------------
 
-    def run(self, tenant_id: str, *, dry_run: bool = False, trigger: str = "cli") -> RunResult:
-        with _heap_set_aside():
-            return self._run(tenant_id, dry_run=dry_run, trigger=trigger)
+    def run(self, tenant_id: str, *, dry_run: bool = False, trigger: str = "cli", settle_late: bool = True,
+            ) -> RunResult:
+        """One run, as the deployed pipeline plays it, until everything it queued has settled.
 
-    def _run(self, tenant_id: str, *, dry_run: bool, trigger: str) -> RunResult:
+        With AWS faults on, second copies of events may arrive late; settle_late=False leaves those
+        not due yet for the next run of this runner (a late replay into a newer run).
+        """
+        with _heap_set_aside():
+            return self._run(tenant_id, dry_run=dry_run, trigger=trigger, settle_late=settle_late)
+
+    def _run(self, tenant_id: str, *, dry_run: bool, trigger: str, settle_late: bool) -> RunResult:
         started = time.monotonic()
         API_CALLS.clear()
-        handlers = {name: _load_handler(name) for name in ("fetch", "diff", "writer")}
+        self._warm.clear()  # a run's first invocation of each function is a cold start
+        self._settled = 0
+        self._superseded = 0
         self.progress(f"fetch: reading the source and Pleo for tenant {tenant_id}")
-        request = RunRequest(tenant_id=tenant_id, trigger=trigger, dry_run=dry_run)  # type: ignore[arg-type]
-        fetched = _invoke(handlers["fetch"], request.model_dump(), LambdaContext("coa-sync-fetch"),
-                          self._function_output)
+        # The request names its run, as the webhook's does: a second delivery of it is then the same run.
+        request = RunRequest(tenant_id=tenant_id, trigger=trigger, dry_run=dry_run,  # type: ignore[arg-type]
+                             run_id=new_run_id())
+        fetched = self._deliver("fetch", request.model_dump(mode="json"))
         self._save()
         if fetched.get("skipped"):
             raise RunInProgressError(tenant_id, fetched.get("runningRunId") or "unknown")
         if fetched.get("needsReauth"):
             raise ReauthRequired(tenant_id, fetched["reason"])
+        run_id = fetched["runId"]
+        self._current_run = run_id
         self.progress("diff: planning, then queueing one message per action")
-        for event in self._drain_events():
-            _invoke(handlers["diff"], event, LambdaContext("coa-sync-diff"), self._function_output)
-        self._save()
-        files = SnapshotStore(BUCKET)
-        manifest_key = f"runs/{tenant_id}/{fetched['runId']}/manifest.json"
-        manifest = files.get(manifest_key, Manifest)
-        planned = Ledger(TABLE).get(tenant_id, manifest.run_id)
-        assert planned is not None, "fetch records every run it starts"
-        self.progress(f"diff: {_describe(planned.planned)}")
         # Every message queued, this run's and any an earlier command left: what the writer settles.
-        pending = 0 if dry_run else self._drain_actions(handlers["writer"], self._in_flight())
-        failed = self._failures(manifest.run_id)
-        record = Ledger(TABLE).get(tenant_id, manifest.run_id)
+        pending = self._pump(writer=not dry_run, settle_late=settle_late)
+        files = SnapshotStore(BUCKET)
+        record = Ledger(TABLE).get(tenant_id, run_id)
         assert record is not None, "fetch records every run it starts"
-        plan = self._plan(files, plan_key(tenant_id, manifest.run_id), record)
+        try:
+            manifest = files.get(manifest_key(tenant_id, run_id), Manifest)
+            plan = self._plan(files, plan_key(tenant_id, run_id), record)
+        except ClientError:
+            raise RuntimeError(f"run {run_id} was never planned ({record.status}: {record.error})") from None
         return RunResult(
             manifest=manifest,
             plan=plan,
             record=record,
             applied=record.applied.model_copy(update={"noop": plan.noop}),
-            failed=failed,
+            failed=self._failures(manifest.run_id),
             pending=pending,
             api_calls=dict(API_CALLS),
             seconds=time.monotonic() - started,
+            superseded=self._superseded,
+            queued=dict(self.queued()),
+            faults=dict(self.faults.played),
         )
 
     def _plan(self, files: SnapshotStore, key: str, record: RunRecord) -> Plan:
@@ -355,7 +431,7 @@ class LocalRunner:
         rows = self.options.plan_rows
         if rows is None:
             return files.get(key, Plan)
-        planned = sum(getattr(record.planned, kind) for kind in runs.ACTION_KINDS)
+        planned = record.planned_actions
         seen, shown = 0, Counter[str]()
 
         def first_rows(item: dict[str, Any]) -> dict[str, Any] | None:
@@ -373,59 +449,172 @@ class LocalRunner:
             document[name] = [action for action in document[name] if action is not None]
         return Plan.model_validate(document)
 
-    def _drain_events(self) -> Iterator[dict[str, Any]]:
-        events = []
-        while messages := self.sqs.receive_message(QueueUrl=self.events_url,
-                                                   MaxNumberOfMessages=SQS_RECEIVE_MAX).get("Messages"):
-            for message in messages:
-                body = json.loads(message["Body"])
-                if "Records" in body:
-                    events.append(body)
-                self.sqs.delete_message(QueueUrl=self.events_url, ReceiptHandle=message["ReceiptHandle"])
-        return iter(events)
+    # -- AWS's side of it: events, async invocations, the event source mapping ----------------
 
-    def _drain_actions(self, writer: ModuleType, total: int) -> int:
-        """Play the SQS event source mapping until the queue is empty; returns messages left.
+    def _deliver(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
+        """An asynchronous invocation (fetch, diff): retried twice if it fails when AWS faults are on, as
+        Lambda does, and with duplicate-events a second copy queued to arrive late. The last try's answer."""
+        if self.faults.twice():
+            self._late.append(_Late(self._step + self.faults.late_by(), function, event))
+            self.faults.count(f"{function} event delivered twice")
+        tries = 1 + (ASYNC_RETRIES if self.faults.on("timeouts") else 0)
+        for attempt in range(1, tries + 1):
+            try:
+                answer = self._invoke(function, event, first_try=attempt == 1)
+            except LambdaKilled:
+                if attempt == tries:
+                    raise RuntimeError(f"{function} was killed at its timeout on every try") from None
+                continue
+            except Exception:
+                if attempt == tries:
+                    raise
+                self.faults.count(f"{function} retried after an error")
+                continue
+            if function == "diff":
+                for planned in answer.get("runs", []):
+                    if "planned" in planned:
+                        self.progress(f"diff: {_describe(PlanCounts(**planned['planned']))}")
+            return answer
+        raise AssertionError("unreachable")
+
+    def _invoke(self, function: str, event: dict[str, Any], *, first_try: bool) -> Any:
+        """One invocation in its container (warm, or fresh with cold-starts), under a virtual deadline
+        when the timeouts fault picks it."""
+        deadline = self.faults.deadline(function, first_try)
+        if deadline is not None and not self._checkpoints:  # from now on, calls spend virtual time
+            self._stack.enter_context(aws_faults.checkpoints())
+            self._checkpoints = True
+        timeout = deadline.timeout if deadline else (self.options.writer_timeout_seconds
+                                                      if function == "writer" else 900.0)
+        context = LambdaContext(f"coa-sync-{function}", timeout_seconds=timeout, deadline=deadline)
+        with aws_faults.running_until(deadline):
+            return _invoke(self._handler(function), event, context, self._function_output)
+
+    def _handler(self, function: str) -> ModuleType:
+        if self.faults.on("cold-starts"):
+            _forget_process_memory()
+            self.faults.count("cold starts")
+            return _load_handler(function)
+        if function not in self._warm:
+            self._warm[function] = _load_handler(function)
+        return self._warm[function]
+
+    def _pump(self, *, writer: bool = True, settle_late: bool = True) -> int:
+        """Deliver S3's notifications to the diff, late copies when due, and (with `writer`) play the SQS
+        event source mapping, until nothing is left to do; returns the actions still queued."""
+        with _heap_set_aside():
+            deadline = time.monotonic() + self.options.drain_timeout_seconds
+            while time.monotonic() < deadline:
+                events = self._drain_events()
+                for event in events:
+                    self._deliver("diff", event)
+                if events:
+                    self._save()
+                due = [late for late in self._late if late.step <= self._step]
+                if due:
+                    for late in due:
+                        self._late.remove(late)
+                        self._invoke_late(late)
+                    continue
+                if writer and self._poll():
+                    self._step += 1
+                    continue
+                if self._late and settle_late:
+                    self._step = min(late.step for late in self._late)  # nothing else to do: it arrives now
+                    continue
+                if not writer or self._in_flight() == 0:
+                    return self._in_flight() if writer else 0
+                time.sleep(0.2)  # failed messages reappear after the visibility timeout
+            return self._in_flight()
+
+    def _invoke_late(self, late: _Late) -> None:
+        try:
+            self._invoke(late.function, late.event, first_try=False)
+        except Exception as exc:  # a late copy failing is Lambda's business, not the run's
+            self.progress(f"{late.function}: a late copy of an event failed: {type(exc).__name__}: {exc}")
+
+    def _drain_events(self) -> list[dict[str, Any]]:
+        """S3's notifications so far (S3 hands them to Lambda itself: read from moto's queue in process)."""
+        sqs, queue = _sqs_backend(self.events_url)
+        events = []
+        while messages := sqs.receive_message(queue, count=SQS_RECEIVE_MAX, wait_seconds_timeout=0,
+                                              visibility_timeout=30):
+            sqs.delete_message_batch(queue, [{"Id": str(i), "ReceiptHandle": message.receipt_handle}
+                                             for i, message in enumerate(messages)])
+            events += [body for body in (json.loads(message.body) for message in messages) if "Records" in body]
+        return events
+
+    def _poll(self) -> bool:
+        """One turn of the SQS event source mapping: a batch received and handed to the writer; False if none."""
+        batch = self._receive_batch()
+        if batch:
+            self._writer_step(batch)
+        return bool(batch)
+
+    def _writer_step(self, batch: list[Message]) -> None:
+        """One batch through the writer, as Lambda's SQS event source mapping hands it over.
 
         Lambda's poller is part of AWS, not an SQS client: like moto's own event source
         mapping, it calls moto's SQS (ReceiveMessage, DeleteMessageBatch, ChangeMessageVisibility,
         within their limits) in process rather than through a boto3 client, so the queue keeps
         every rule of moto's SQS (visibility, receive counts, redrive) without two HTTP-shaped
-        round trips per ten messages.
+        round trips per ten messages. A message whose invocation failed, or that the writer handed
+        back without changing its visibility itself, reappears after `visibility_timeout` seconds.
         """
-        with _heap_set_aside():
-            return self._play_event_source_mapping(writer, total)
-
-    def _play_event_source_mapping(self, writer: ModuleType, total: int) -> int:
-        deadline = time.monotonic() + self.options.drain_timeout_seconds
         arn = self._arn(self.actions_url)
         sqs, queue = _sqs_backend(self.actions_url)
-        visibility = self.options.visibility_timeout  # for messages the writer reported as failed
-        done = 0
-        while time.monotonic() < deadline:
-            batch = self._receive_batch()
-            if not batch:
-                if self._in_flight() == 0:
-                    return 0
-                time.sleep(0.2)  # failed messages reappear after the visibility timeout
-                continue
+        first_try = all(message.approximate_receive_count == 1 for message in batch)
+        twins = self.faults.duplicated(batch)
+        if twins:
+            self.faults.count("messages delivered to two writers", len(twins))
+        returned = self._writers([batch, twins] if twins else [batch], arn, first_try)
+        settled = [message for message in batch if message.id not in returned]
+        back = [message for message in batch if message.id in returned]
+        # Handed back with the visibility of the receive (the function's timeout): as if that much time passed.
+        long_hidden = sqs_models.unix_time_millis() + self.options.visibility_timeout * 1000
+        stale = [message for message in back if message.visible_at > long_hidden]
+        for start in range(0, len(stale), SQS_RECEIVE_MAX):
+            sqs.change_message_visibility_batch(queue, [
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": self.options.visibility_timeout}
+                for i, m in enumerate(stale[start:start + SQS_RECEIVE_MAX])])
+        for start in range(0, len(settled), SQS_RECEIVE_MAX):
+            sqs.delete_message_batch(queue, [{"Id": str(i), "ReceiptHandle": m.receipt_handle}
+                                             for i, m in enumerate(settled[start:start + SQS_RECEIVE_MAX])])
+        self._settled += len(settled)
+        self._save()
+        # An action of another run is never applied: the writer superseded it (or it was a late copy of one).
+        self._superseded += sum(_run_of(message) not in (self._current_run, None) for message in settled)
+        total = self._settled + self._in_flight()  # settled so far and what is still queued
+        self.progress(f"writer: {self._settled}/{total} actions settled" + (f", {len(back)} to retry" if back else ""))
+
+    def _writers(self, batches: list[list[Message]], arn: str, first_try: bool) -> set[str]:
+        """Invoke a writer per batch (at once: two containers, with sqs-duplicates); the message ids handed
+        back (reported as failures, or in an invocation that was killed). Every copy must have settled for a
+        message to be deleted."""
+        returned: set[str] = set()
+        lock = threading.Lock()
+
+        def one(batch: list[Message], first: bool) -> None:
             event = {"Records": [_event_record(message, arn) for message in batch]}
-            context = LambdaContext("coa-sync-writer", timeout_seconds=self.options.writer_timeout_seconds)
-            response = _invoke(writer, event, context, self._function_output)
-            retry = {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
-            failed = [message for message in batch if message.id in retry]
-            for start in range(0, len(failed), SQS_RECEIVE_MAX):
-                sqs.change_message_visibility_batch(queue, [
-                    {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": visibility}
-                    for i, m in enumerate(failed[start:start + SQS_RECEIVE_MAX])])
-            settled = [message for message in batch if message.id not in retry]
-            for start in range(0, len(settled), SQS_RECEIVE_MAX):
-                sqs.delete_message_batch(queue, [{"Id": str(i), "ReceiptHandle": m.receipt_handle}
-                                                 for i, m in enumerate(settled[start:start + SQS_RECEIVE_MAX])])
-            done += len(settled)
-            self._save()
-            self.progress(f"writer: {done}/{total} actions settled" + (f", {len(retry)} to retry" if retry else ""))
-        return self._in_flight()
+            try:
+                response = self._invoke("writer", event, first_try=first)
+                failed = {failure["itemIdentifier"] for failure in response.get("batchItemFailures", [])}
+            except LambdaKilled:
+                failed = {message.id for message in batch}
+            with lock:
+                returned.update(failed)
+
+        if len(batches) == 1:
+            one(batches[0], first_try)
+            return returned
+        # One redirection around both: redirect_stdout swaps the process's sys.stdout, which two threads each
+        # swapping and restoring would leave pointing anywhere.
+        with _one_aws_request_at_a_time(), redirect_stdout(self._function_output):
+            twin = threading.Thread(target=contextvars.copy_context().run, args=(one, batches[1], False))
+            twin.start()
+            one(batches[0], first_try)
+            twin.join()
+        return returned
 
     def _receive_batch(self) -> list[Message]:
         """Up to writer_batch_size messages, ten per ReceiveMessage, hidden for the writer's timeout."""
@@ -442,11 +631,11 @@ class LocalRunner:
         return batch
 
     def _in_flight(self) -> int:
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.actions_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        """Actions on the queue, visible or being applied (what ApproximateNumberOfMessages and
+        ...NotVisible add up to, read from moto's queue as the event source mapping does)."""
+        sqs, name = _sqs_backend(self.actions_url)
+        queue = sqs.get_queue(name)
+        return int(queue.approximate_number_of_messages) + int(queue.approximate_number_of_messages_not_visible)
 
     def dead_letters(self) -> list[DeadLetter]:
         """Everything in the DLQ, left there."""
@@ -496,6 +685,20 @@ def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
 
 
 @contextmanager
+def _one_aws_request_at_a_time() -> Iterator[None]:
+    """While two writers run at once: AWS serves each request whole; moto, in this process, needs to be told."""
+    lock = threading.RLock()
+    make_api_call = BaseClient._make_api_call
+
+    def serialized(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        with lock:
+            return make_api_call(client, operation, params)
+
+    with mock.patch.object(BaseClient, "_make_api_call", serialized):
+        yield
+
+
+@contextmanager
 def _heap_set_aside() -> Iterator[None]:
     """Keep the garbage collector off what earlier steps left alive (the snapshots, the plan, the
     queued messages, what moto and Pleo's emulator keep: 100,000s of objects for a large chart)
@@ -514,6 +717,11 @@ def _heap_set_aside() -> Iterator[None]:
     finally:
         if not frozen_before:
             gc.unfreeze()
+
+
+def _run_of(message: Message) -> str | None:
+    attribute = (message.message_attributes or {}).get("runId") or {}
+    return attribute.get("StringValue")
 
 
 def _sqs_backend(queue_url: str) -> tuple[SQSBackend, str]:
@@ -567,6 +775,19 @@ def _forget_cached_clients() -> None:
     aws.reset()
     parameters.clear_caches()
     parameters.base.DEFAULT_PROVIDERS.clear()
+
+
+def _forget_cached_secrets() -> None:
+    """Secret values read before; their providers (and boto3 sessions) stay."""
+    for provider in parameters.base.DEFAULT_PROVIDERS.values():
+        provider.clear_cache()
+
+
+def _forget_process_memory() -> None:
+    """What a fresh Lambda container starts without: AWS clients, cached secrets, rate-limiter windows."""
+    _forget_cached_clients()
+    ratelimit.forget()
+    tokenbucket.forget()
 
 
 __all__ = ["ActionKind", "FailedItem", "LambdaContext", "LocalRunner", "RunResult", "RunnerOptions"]

@@ -56,8 +56,9 @@ def seed(outputs: dict[str, str]) -> None:
     plan = Plan(actions=[], noop=3, held=held, held_reason="the source has no active accounts")
     SnapshotStore(bucket).put(plan_key("acme", RUN), plan)
     ledger = Ledger(table)
-    runs.start(ledger, RunRequest(tenant_id="acme", trigger="schedule"), RUN)
-    runs.planned(ledger, "acme", RUN, plan, dry_run=False, finished=lambda record: None)
+    record = runs.start(ledger, RunRequest(tenant_id="acme", trigger="schedule", run_id=RUN), 3600, lambda r: None,
+                        company_id="c")
+    runs.planned(ledger, record, plan, dry_run=False, finished=lambda record: None)
     message = ActionMessage(tenant_id="acme", run_id=RUN, action=held[0].model_copy(
         update={"kind": ActionKind.CREATE, "external_id": "new-1", "account_id": None, "before": None}))
     DeadLetterQueue(outputs["ActionsDeadLetterQueueUrl"]).send(DeadLetter(reasons=["NAME_EMPTY"], message=message))
@@ -107,7 +108,8 @@ def test_dlq_list_then_redrive_moves_the_letters_back_to_the_actions_queue(stack
     code, listing = command(capsys, "dlq", "list")
     assert code == 0 and [letter["message"]["action"]["externalId"] for letter in listing["letters"]] == ["new-1"]
     code, moved = command(capsys, "dlq", "redrive")
-    assert code == 0 and moved == {"moved": 1, "taskHandle": None}  # moto has no StartMessageMoveTask
+    assert code == 0 and moved == {"moved": 1, "taskHandle": None, "superseded": {}}  # moto: no StartMessageMoveTask
+    assert Ledger(stack["TenantsTableName"]).lock_holder("acme") == RUN  # reopened for its letter: live again
     (body,) = queued(stack["ActionsQueueUrl"])
     assert body["message"]["action"]["externalId"] == "new-1" and body["reasons"] == ["NAME_EMPTY"]
     assert command(capsys, "dlq", "list")[1]["letters"] == []

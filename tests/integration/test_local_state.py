@@ -67,7 +67,8 @@ def test_a_run_whose_command_died_is_closed_as_failed_and_frees_its_tenant(emula
     state, runner = a_runner(tmp_path / "state", emulator)
     with state, runner:
         runner.add_tenant(ACME, {"apiKey": API_KEY})
-        runs.start(Ledger(local.TABLE), RunRequest(tenant_id="acme", trigger="cli"), "20261123T120000Z-dead0000")
+        runs.start(Ledger(local.TABLE), RunRequest(tenant_id="acme", trigger="cli", run_id="20261123T120000Z-dead0000"),
+                   ttl_seconds=60, finished=lambda record: None)
     # the command ended here without the run ending (killed, say)
 
     state, runner = a_runner(tmp_path / "state", emulator)

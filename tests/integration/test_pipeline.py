@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 
@@ -11,6 +10,7 @@ import pytest
 from coa_sync.adapters.ledger import Ledger
 from coa_sync.adapters.queues import ActionQueue, DeadLetterQueue
 from coa_sync.models import AccountFields, Action, ActionKind, ActionMessage, Plan
+from coa_sync.pipeline.redrive import reopen_for_redrive
 from coa_sync_local.runner import TABLE
 
 from tests.support import API_KEY, COMPANY, SEED_PLEO, SEED_SOURCE, write_csv
@@ -126,16 +126,37 @@ def test_redriven_dead_letters_count_once_whether_they_fail_again_or_apply(emula
     dlq = DeadLetterQueue(runner.dlq_url, runner.sqs)
     ledger = Ledger(TABLE)
 
-    assert dlq.redrive(runner.actions_url).messages == 1 and runner.apply_queued() == 0  # not fixed yet
+    def redrive() -> int:  # as `coa-sync dlq redrive` does: the letters' run made live again, then the move
+        assert reopen_for_redrive(dlq.letters(), ledger, ttl_seconds=60).runs == [result.run_id]
+        return dlq.redrive(runner.actions_url).messages
+
+    assert redrive() == 1 and runner.apply_queued() == 0  # not fixed yet
     assert [letter.message.action.external_id for letter in dlq.letters()] == ["bad"]
     record = ledger.get("acme", result.run_id)
-    assert (record.applied.create, record.failed) == (1, 1)  # failed again, counted once
+    assert (record.status, record.applied.create, record.failed) == ("completed", 1, 1)  # failed again, counted once
 
     emulator.add_tax_codes(COMPANY, ["VAT12"])
-    assert dlq.redrive(runner.actions_url).messages == 1 and runner.apply_queued() == 0
+    assert redrive() == 1 and runner.apply_queued() == 0
     assert dlq.letters() == [] and set(active(emulator)) == {"good", "bad"}
     record = ledger.get("acme", result.run_id)
-    assert (record.applied.create, record.failed) == (2, 0)
+    assert (record.status, record.applied.create, record.failed) == ("completed", 2, 0)
+    assert ledger.lock_holder("acme") is None
+
+
+def test_redriven_letters_of_a_run_a_newer_run_replanned_are_superseded(emulator, make_runner, tmp_path):
+    emulator.add_company(COMPANY, api_keys=[API_KEY], tax_codes=["VAT25"])
+    chart = tmp_path / "chart.csv"
+    runner = make_runner(write_csv(chart, [("bad", "2", "Bad", True, "VAT12")]))
+    old = runner.run("acme")
+    write_csv(chart, [("bad", "2", "Bad", True, "VAT25")])  # the source is fixed instead
+    runner.run("acme")  # and a newer run creates the account with VAT25
+    ledger, dlq = Ledger(TABLE), DeadLetterQueue(runner.dlq_url, runner.sqs)
+    assert reopen_for_redrive(dlq.letters(), ledger, ttl_seconds=60).superseded == {
+        old.run_id: "a newer run of the tenant planned afresh"}
+    assert dlq.redrive(runner.actions_url).messages == 1 and runner.apply_queued() == 0
+    assert active(emulator) == {"bad": ("2", "Bad", "VAT25")}  # the old letter (VAT12) did not land
+    record = ledger.get("acme", old.run_id)
+    assert (record.status, record.failed, record.superseded) == ("completed", 1, 0)
 
 
 def test_rate_limited_writes_wait_for_retry_after_and_complete(emulator, make_runner, tmp_path):
@@ -149,19 +170,15 @@ def test_rate_limited_writes_wait_for_retry_after_and_complete(emulator, make_ru
     assert set(active(emulator).values()) == {(None, "New", None)}
 
 
-def test_duplicate_delivery_creates_nothing_twice(emulator, make_runner, tmp_path):
-    runner = make_runner(write_csv(tmp_path / "chart.csv", [(f"e{n}", str(n), f"A{n}", True) for n in range(30)]))
+def test_duplicate_delivery_creates_nothing_twice_and_counts_once(emulator, make_runner, tmp_path):
+    runner = make_runner(write_csv(tmp_path / "chart.csv", [(f"e{n}", str(n), f"A{n}", True) for n in range(30)]),
+                         writer_batch_size=10, aws_faults=("sqs-duplicates",))
+    runner.faults.duplicate_chance = 1.0  # every message also handed to a second writer, at once
     result = runner.run("acme")
-    # Deliver every create of the run again, as SQS may.
-    plan = result.plan
-    for action in plan.actions:
-        body = json.dumps({"tenantId": "acme", "runId": result.run_id, "action": action.model_dump(mode="json")})
-        runner.sqs.send_message(QueueUrl=runner.actions_url, MessageBody=body)
-        runner.sqs.send_message(QueueUrl=runner.actions_url, MessageBody=body)
-    again = runner._drain_actions(runner_writer(), total=2 * len(plan.actions))
-    assert again == 0
+    assert result.faults["messages delivered to two writers"] == 30
     assert sorted(external_ids(emulator)) == sorted(f"e{n}" for n in range(30))
-    assert runner.dead_letters() == []
+    assert runner.dead_letters() == [] and result.pending == 0
+    assert (result.record.status, result.record.applied.create, result.record.superseded) == ("completed", 30, 0)
 
 
 def test_writer_losing_pleos_answer_after_a_create_converges_without_duplicates(emulator, make_runner, tmp_path):
@@ -178,16 +195,18 @@ def test_writer_losing_pleos_answer_after_a_create_converges_without_duplicates(
 
 def test_reconcile_updates_an_existing_account_that_differs(emulator, make_runner, tmp_path):
     runner = make_runner(write_csv(tmp_path / "chart.csv", [("e1", "1", "Wanted", True)]))
-    result = runner.run("acme", dry_run=True)
-    # Someone creates it in Pleo, archived and named otherwise, before the plan is applied.
-    created = httpx.post(f"{emulator.url}/v1/chart-of-accounts", auth=(API_KEY, ""), json={
-        "companyId": COMPANY, "externalId": "e1", "code": "1", "name": "Other", "archived": True})
-    assert created.status_code == 201
-    (create,) = result.plan.actions
-    body = json.dumps({"tenantId": "acme", "runId": result.run_id, "action": create.model_dump(mode="json")})
-    runner.sqs.send_message(QueueUrl=runner.actions_url, MessageBody=body)
-    runner._drain_actions(runner_writer(), total=1)
+
+    def someone_creates_it(message: str) -> None:  # in Pleo, archived and named otherwise, once the plan is made
+        if message.startswith("diff:"):
+            created = httpx.post(f"{emulator.url}/v1/chart-of-accounts", auth=(API_KEY, ""), json={
+                "companyId": COMPANY, "externalId": "e1", "code": "1", "name": "Other", "archived": True})
+            assert created.status_code == 201
+
+    runner.progress = someone_creates_it
+    result = runner.run("acme")
+    assert [action.kind for action in result.plan.actions] == [ActionKind.CREATE]
     assert active(emulator) == {"e1": ("1", "Wanted", None)} and len(external_ids(emulator)) == 1
+    assert result.applied.create == 1
 
 
 def test_messages_still_failing_after_max_receive_count_land_in_the_dlq(emulator, make_runner, tmp_path):
@@ -215,12 +234,6 @@ def test_dry_run_changes_nothing_and_plans_what_the_live_run_does(emulator, make
 
 def strip_ids(plan: Plan) -> list[tuple]:
     return sorted((a.kind, a.external_id, a.account_id, a.desired, a.changes) for a in plan.actions)
-
-
-def runner_writer():
-    from coa_sync_local.runner import _load_handler
-
-    return _load_handler("writer")
 
 
 def test_an_empty_source_holds_every_archive_back(emulator, make_runner, tmp_path):

@@ -22,11 +22,13 @@ import uuid
 import boto3
 import pytest
 from coa_sync.adapters.events import RunEvents
+from coa_sync.adapters.ledger import Ledger
 from coa_sync.adapters.pleo import PleoError, PleoRequestError
-from coa_sync.models import ActionMessage, FileSource, Tenant
+from coa_sync.models import ActionMessage, FileSource, RunRequest, Tenant
 from coa_sync.observability import logger
+from coa_sync.pipeline import runs
 from coa_sync.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from coa_sync_local.runner import REGION, LambdaContext, LocalRunner, RunnerOptions, _load_handler
+from coa_sync_local.runner import REGION, TABLE, LambdaContext, LocalRunner, RunnerOptions, _load_handler
 
 from tests.support import write_csv
 
@@ -108,11 +110,12 @@ def test_no_secret_appears_in_logs_files_messages_events_or_errors(emulator, tmp
         with pytest.raises(PleoRequestError, match="HTTP 401") as refused:
             runner.run("gamma")
         errors = [refused.value]
-        # ... and 401 in the writer (an action queued before the key was rotated).
+        # ... and 401 in the writer (an action of a live run, queued before the key was rotated).
+        runs.start(Ledger(TABLE), RunRequest(tenant_id="gamma", trigger="cli", run_id="r1"), 60, lambda r: None)
         action = acme.plan.actions[0].model_copy(update={"account_id": str(uuid.uuid4())})
-        sqs.send_message(QueueUrl=runner.actions_url,
-                         MessageBody=ActionMessage(tenant_id="gamma", run_id="r1", action=action).model_dump_json())
-        runner._drain_actions(_load_handler("writer"), total=1)
+        sqs.send_message(QueueUrl=runner.actions_url, MessageBody=ActionMessage(
+            tenant_id="gamma", run_id="r1", company_id=COMPANY_C, seq=0, action=action).model_dump_json())
+        runner.apply_queued()
         # The signed webhook: a forged request, an accepted one, and that one replayed.
         hook = _load_handler("webhook")
         started = []

@@ -21,9 +21,11 @@ from typing import Any
 import boto3
 import pytest
 from coa_sync import keys
+from coa_sync.adapters.ledger import Ledger
 from coa_sync.models import ActionMessage, DeadLetter, Manifest, Plan, RunRequest, SourceColumns, TargetColumns
+from coa_sync.pipeline import runs
 from coa_sync_local.emulators.pleo import PleoEmulator
-from coa_sync_local.runner import _sqs_record
+from coa_sync_local.runner import LambdaContext, _sqs_record
 from pydantic import ValidationError
 
 from tests import oauth_support
@@ -168,6 +170,15 @@ def test_the_checks_catch_an_undeclared_variable_and_a_missing_grant(emulator):
             stack.function("FetchFunction")(load_event("fetch-tenant.json"))
 
 
+def test_every_function_derives_the_run_locks_ttl_from_the_actions_queue_it_is_deployed_with(stack):
+    # The lock must outlive a queued action (settings.lock_ttl): the functions are told the queue's settings.
+    queue = TEMPLATE["Resources"]["ActionsQueue"]["Properties"]
+    for logical in functions(TEMPLATE):
+        declared = stack.environment(logical)
+        assert declared["ACTIONS_VISIBILITY_TIMEOUT_SECONDS"] == str(queue["VisibilityTimeout"]), logical
+        assert declared["MAX_RECEIVE_COUNT"] == str(stack.parameters["MaxReceiveCount"]), logical
+
+
 def test_env_json_names_only_declared_variables_with_the_dev_stacks_values(stack):
     # `sam local invoke --env-vars` silently ignores a variable the function does not declare.
     env = json.loads((ROOT / "events" / "env.json").read_text())
@@ -227,7 +238,7 @@ def test_fetch_schedule_starts_one_run_per_enabled_tenant(stack, emulator):
     register_tenant(stack, emulator, "zeta", company_id=str(uuid.UUID(int=3)), enabled=False)
 
     fetch = stack.function("FetchFunction")
-    assert fetch(event) == {"started": ["acme", "beta"]}
+    assert fetch(event) == {"started": ["acme", "beta"], "orphansClosed": 0}  # the sweep found nothing to close
 
     # moto's Lambda keeps no record of invocations (and runs no code without Docker), so the
     # calls are read where boto3 made them; moto answered each one. What is covered: fetch
@@ -238,14 +249,53 @@ def test_fetch_schedule_starts_one_run_per_enabled_tenant(stack, emulator):
     assert [(c.operation, c.params["FunctionName"], c.params["InvocationType"], c.response["StatusCode"])
             for c in invokes] == [("Invoke", f"{STACK_NAME}-fetch", "Event", 202)] * 2
     requests = [RunRequest.model_validate_json(call.params["Payload"]) for call in invokes]
-    assert [(r.tenant_id, r.trigger, r.dry_run, r.run_id) for r in requests] == [
-        ("acme", "schedule", False, None), ("beta", "schedule", False, None)]
+    assert [(r.tenant_id, r.trigger, r.dry_run) for r in requests] == [("acme", "schedule", False),
+                                                                         ("beta", "schedule", False)]
+    # Each request names its run: Lambda delivering one twice starts the run once.
+    assert all(r.run_id for r in requests) and requests[0].run_id != requests[1].run_id
     assert run_keys(stack, "acme") == []  # the fan-out itself fetches nothing
 
     # Deliver the payloads as Lambda would: each one is a tenant's run.
     for call in invokes:
         fetch(json.loads(call.params["Payload"]))
     assert [len(run_keys(stack, tenant)) for tenant in ("acme", "beta", "zeta")] == [3, 3, 0]
+    # A second delivery of a request: the same run (fetched again while it waits for its diff), not a second run.
+    assert fetch(json.loads(invokes[0].params["Payload"])) == {"tenantId": "acme", "runId": requests[0].run_id}
+    assert [record.run_id for record in Ledger(stack.ref("TenantsTable")).runs("acme")] == [requests[0].run_id]
+
+
+def test_the_schedule_first_closes_orphaned_runs_freeing_their_tenants(stack, emulator):
+    register_tenant(stack, emulator, "acme")
+    stuck = runs.start(Ledger(stack.ref("TenantsTable")), RunRequest(tenant_id="acme", trigger="webhook"), 12600,
+                       lambda record: None)
+    an_hour_ago = (datetime.now(UTC) - timedelta(minutes=60, seconds=10)).isoformat()  # its fetch died then
+    boto3.resource("dynamodb").Table(stack.ref("TenantsTable")).update_item(
+        Key={"pk": "TENANT#acme", "sk": f"RUN#{stuck.run_id}"}, UpdateExpression="SET progressAt = :then",
+        ExpressionAttributeValues={":then": an_hour_ago})
+
+    answer = stack.function("FetchFunction")(load_event("fetch-schedule.json"))
+
+    assert answer["orphansClosed"] == 1 and answer["started"] == ["acme"]
+    record = Ledger(stack.ref("TenantsTable")).get("acme", stuck.run_id)
+    assert record.status == "failed" and record.error == "orphaned: no progress for 60 min while fetching"
+    assert json.loads(read(stack, f"runs/acme/{stuck.run_id}/report.json"))["status"] == "failed"
+    assert Ledger(stack.ref("TenantsTable")).lock("acme") is None  # free for the run the schedule starts
+
+
+def test_diff_plans_a_run_once_however_often_its_manifest_arrives(stack, emulator):
+    register_tenant(stack, emulator, "acme")
+    run_id = fetch_acme(stack)
+    event = load_event("diff-s3-manifest.json")
+    event["Records"][0]["s3"]["bucket"]["name"] = stack.ref("SnapshotBucket")
+    event["Records"][0]["s3"]["object"]["key"] = f"runs/acme/{run_id}/manifest.json"
+    diff = stack.function("DiffFunction")
+
+    first, again = diff(event), diff(event)  # S3 delivers at least once; Lambda may deliver twice too
+
+    assert first["runs"][0]["planned"]["create"] == 1
+    assert again == {"runs": [{"tenantId": "acme", "runId": run_id,
+                               "skipped": f"run {run_id} is applying and queued already"}]}
+    assert len(drain(stack.ref("ActionsQueue"))) == len(PLANNED)  # each action queued once
 
 
 def test_a_fetch_that_cannot_read_the_source_fails_its_run_with_a_report_and_frees_the_tenant(stack, emulator):
@@ -289,8 +339,9 @@ def test_diff_writes_the_plan_and_queues_one_message_per_action(stack, emulator,
         assert messages == []
         return
     bodies = [ActionMessage.model_validate_json(m["Body"]) for m in messages]
-    assert sorted(b.model_dump_json() for b in bodies) == sorted(
-        ActionMessage(tenant_id="acme", run_id=run_id, action=a).model_dump_json() for a in plan.actions)
+    assert sorted(b.model_dump_json() for b in bodies) == sorted(  # fenced: the run's company and each seq
+        ActionMessage(tenant_id="acme", run_id=run_id, company_id=COMPANY, seq=seq, action=a).model_dump_json()
+        for seq, a in enumerate(plan.actions))
     assert sorted(attributes(m)["action"] for m in messages) == sorted(kind for kind, _ in PLANNED)
     assert {(attributes(m)["tenantId"], attributes(m)["runId"]) for m in messages} == {("acme", run_id)}
     assert drain(stack.ref("ActionsDeadLetterQueue")) == []
@@ -299,12 +350,14 @@ def test_diff_writes_the_plan_and_queues_one_message_per_action(stack, emulator,
 # --- WriterFunction ------------------------------------------------------------------------------
 
 # Pleo as the writer event expects it: ext-4000 to rename, ext-9999 to archive; ext-3000 is created.
+RUN = "20261123T120000Z-0a1b2c3d"  # the run the event's messages name
 WRITER_SEED = [{"externalId": "ext-4000", "code": "4000", "name": "Travel"},
                {"externalId": "ext-9999", "code": "9999", "name": "Suspense (old)"}]
 
 
-def writer_event(emulator: PleoEmulator) -> dict[str, Any]:
-    """events/writer-sqs-actions.json with its fixed accountIds replaced by the emulator's ids."""
+def writer_event(emulator: PleoEmulator, stack: Stack) -> dict[str, Any]:
+    """events/writer-sqs-actions.json with its fixed accountIds replaced by the emulator's ids, its run (the
+    one the messages name) made the tenant's live run, as the diff that queued them would have left it."""
     ids = {a["externalId"]: a["id"] for a in emulator.accounts(COMPANY)}
     event = load_event("writer-sqs-actions.json")
     for record in event["Records"]:
@@ -312,6 +365,12 @@ def writer_event(emulator: PleoEmulator) -> dict[str, Any]:
         if body["action"]["accountId"] is not None:
             body["action"]["accountId"] = ids[body["action"]["externalId"]]
         record["body"] = json.dumps(body, separators=(",", ":"))
+    messages = [ActionMessage.model_validate_json(record["body"]) for record in event["Records"]]
+    ledger, run_id = Ledger(stack.ref("TenantsTable")), messages[0].run_id
+    record = runs.start(ledger, RunRequest(tenant_id="acme", trigger="schedule", run_id=run_id), 3600,
+                        lambda record: None, company_id=messages[0].company_id)
+    runs.planned(ledger, record, Plan(actions=[m.action for m in messages], noop=0), dry_run=False,
+                 finished=lambda record: None)
     return event
 
 
@@ -323,7 +382,7 @@ def pleo_state(emulator: PleoEmulator) -> dict[str, tuple]:
 def test_writer_applies_the_events_create_update_and_archive(stack, emulator):
     register_tenant(stack, emulator, "acme", accounts=WRITER_SEED)
 
-    response = stack.function("WriterFunction")(writer_event(emulator))
+    response = stack.function("WriterFunction")(writer_event(emulator, stack))
 
     assert response == {"batchItemFailures": []}
     assert pleo_state(emulator) == {
@@ -333,12 +392,82 @@ def test_writer_applies_the_events_create_update_and_archive(stack, emulator):
     }
     assert emulator.calls == {"batch_create": 1, "put": 2}
     assert drain(stack.ref("ActionsDeadLetterQueue")) == []
+    record = Ledger(stack.ref("TenantsTable")).get("acme", RUN)
+    assert (record.status, record.applied.model_dump(exclude={"noop"})) == (
+        "completed", {"create": 1, "update": 1, "unarchive": 0, "archive": 1})
+
+
+def test_writer_supersedes_every_action_of_a_run_that_is_not_live_and_changes_nothing(stack, emulator):
+    register_tenant(stack, emulator, "acme", accounts=WRITER_SEED)
+    event = writer_event(emulator, stack)
+    ledger = Ledger(stack.ref("TenantsTable"))
+    runs.fail(ledger, ledger.get("acme", RUN), "interrupted", lambda record: None)
+    runs.start(ledger, RunRequest(tenant_id="acme", trigger="webhook"), 3600, lambda record: None)  # a newer run
+    before = pleo_state(emulator)
+
+    assert stack.function("WriterFunction")(event) == {"batchItemFailures": []}  # settled: not retried
+
+    assert pleo_state(emulator) == before and not emulator.calls
+    assert drain(stack.ref("ActionsDeadLetterQueue")) == []  # superseded is not a failure
+    assert ledger.get("acme", RUN).superseded == 3
+
+
+class Shrinking(LambdaContext):
+    """A writer's context whose time goes 20 s per Pleo request the emulator serves, from 60 s."""
+
+    def __init__(self, emulator: PleoEmulator) -> None:
+        super().__init__("coa-sync-dev-writer", timeout_seconds=300)
+        self.emulator = emulator
+
+    def get_remaining_time_in_millis(self) -> int:
+        return (60 - 20 * sum(self.emulator.calls.values())) * 1000
+
+
+def test_writer_hands_back_what_it_has_no_time_for_within_seconds_and_dead_letters_none_of_it(stack, emulator):
+    register_tenant(stack, emulator, "acme", accounts=WRITER_SEED)
+    sqs, queue = boto3.client("sqs"), stack.ref("ActionsQueue")
+    for record in writer_event(emulator, stack)["Records"]:  # the event's messages, on the stack's queue for real
+        sqs.send_message(QueueUrl=queue, MessageBody=record["body"])
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    received = drain(queue)  # hidden for the queue's visibility timeout (2100 s), as the event source mapping does
+    event = {"Records": [_sqs_record(m, arn) for m in sorted(received, key=lambda m: json.loads(m["Body"])["seq"])]}
+
+    # The writer needs 15 s (Pleo's timeout) + 10 s (wrap-up) to start a request: the create (60 s left)
+    # and the update (40 s) fit, the archive (20 s) does not.
+    writer = stack.function("WriterFunction", extra_env={"LEFTOVER_VISIBILITY_SECONDS": "1"})
+    response = writer(event, Shrinking(emulator))
+
+    archive = event["Records"][2]
+    assert response == {"batchItemFailures": [{"itemIdentifier": archive["messageId"]}]}
+    assert pleo_state(emulator)["ext-9999"][3] is False and emulator.calls == {"batch_create": 1, "put": 1}
+    assert drain(stack.ref("ActionsDeadLetterQueue")) == []
+    assert drain(queue) == []
+    time.sleep(1.1)
+    (again,) = drain(queue)  # visible again a second later (LEFTOVER_VISIBILITY_SECONDS), not in 35 minutes
+    assert again["Body"] == archive["body"]
+    record = Ledger(stack.ref("TenantsTable")).get("acme", RUN)
+    assert (record.status, record.applied.create, record.applied.update, record.failed) == ("applying", 1, 1, 0)
+
+
+def test_writer_queues_afresh_a_leftover_on_its_last_delivery_so_it_never_reaches_the_dlq(stack, emulator):
+    register_tenant(stack, emulator, "acme", accounts=WRITER_SEED)
+    event = writer_event(emulator, stack)
+    for record in event["Records"]:
+        record["attributes"]["ApproximateReceiveCount"] = stack.environment("WriterFunction")["MAX_RECEIVE_COUNT"]
+    late = LambdaContext("coa-sync-dev-writer", timeout_seconds=20)  # not even one request fits
+
+    assert stack.function("WriterFunction")(event, late) == {"batchItemFailures": []}  # these copies are done
+
+    assert not emulator.calls and drain(stack.ref("ActionsDeadLetterQueue")) == []
+    fresh = drain(stack.ref("ActionsQueue"))
+    assert sorted(m["Body"] for m in fresh) == sorted(r["body"] for r in event["Records"])
+    assert {attributes(m)["runId"] for m in fresh} == {RUN}
 
 
 def test_writer_sends_what_pleo_rejects_to_the_dlq_with_reasons(stack, emulator):
     # The company knows only VAT25: the update's taxCodeExternalId "VAT-25" is refused.
     register_tenant(stack, emulator, "acme", accounts=WRITER_SEED, tax_codes=["VAT25"])
-    event = writer_event(emulator)
+    event = writer_event(emulator, stack)
 
     response = stack.function("WriterFunction")(event)
 
@@ -357,7 +486,7 @@ def test_writer_sends_what_pleo_rejects_to_the_dlq_with_reasons(stack, emulator)
 
 def test_writer_returns_every_record_for_retry_while_pleo_is_down(stack, emulator):
     register_tenant(stack, emulator, "acme", accounts=WRITER_SEED)
-    event = writer_event(emulator)
+    event = writer_event(emulator, stack)
     emulator.inject("error", count=100, status=503)
     before = pleo_state(emulator)
 
@@ -379,7 +508,7 @@ def test_writer_dead_letters_the_actions_of_a_tenant_whose_pleo_secret_cannot_be
     register_tenant(stack, emulator, "acme", accounts=WRITER_SEED)
     secret = f"{stack.parameters['SecretsPrefix']}acme/pleo"
     boto3.client("secretsmanager").delete_secret(SecretId=secret, ForceDeleteWithoutRecovery=True)
-    event = writer_event(emulator)
+    event = writer_event(emulator, stack)
 
     assert stack.function("WriterFunction")(event) == {"batchItemFailures": []}  # settled: retrying cannot help
 
@@ -529,7 +658,8 @@ def test_every_figure_the_dashboard_and_alarms_read_is_emitted_by_the_functions(
     fetch, diff, writer = (stack.function(name) for name in ("FetchFunction", "DiffFunction", "WriterFunction"))
     queue_arn = stack.attribute("ActionsQueue", "Arn")
 
-    assert fetch(load_event("fetch-schedule.json")) == {"started": ["acme", "beta", "delta", "gamma"]}
+    assert fetch(load_event("fetch-schedule.json")) == {"started": ["acme", "beta", "delta", "gamma"],
+                                                        "orphansClosed": 0}
     emulator.inject("rate_limit", retry_after=0)
     emulator.inject("error", status=503)
     for tenant in ("acme", "beta", "gamma", "delta"):

@@ -18,7 +18,16 @@ from coa_sync.adapters.queues import ActionQueue
 from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.adapters.tenants import TenantStore
 from coa_sync.keys import plan_key
-from coa_sync.models import AccountFields, Action, ActionKind, ActionMessage, FileSource, Plan, RunRequest, Tenant
+from coa_sync.models import (
+    AccountFields,
+    Action,
+    ActionKind,
+    ActionMessage,
+    FileSource,
+    Plan,
+    RunRequest,
+    Tenant,
+)
 from coa_sync.pipeline import runs
 from coa_sync.pipeline.approve import approve_run
 from coa_sync.pipeline.webhook import MAX_BODY_BYTES, Webhook
@@ -33,6 +42,7 @@ TABLE = "coa-sync-tenants-test"
 BUCKET = "coa-sync-snapshots-test"
 SECRET = "whsec-0123456789abcdef-acme"
 EVENTS = Path(__file__).resolve().parents[2] / "events"
+TTL = 3600
 
 
 @pytest.fixture
@@ -72,9 +82,9 @@ def world(monkeypatch, emulator) -> Iterator[dict]:
         files = SnapshotStore(BUCKET)
         approve = functools.partial(approve_run, approved_by="webhook", ledger=ledger, files=files,
                                     actions=ActionQueue(queue), finished=lambda record: None,
-                                    check_pleo=wiring.pleo_check(WebhookSettings(), tenants.get))
+                                    check_pleo=wiring.pleo_check(WebhookSettings(), tenants.get), ttl_seconds=TTL)
         hook = Webhook(tenant=tenants.get, secret=webhook_secret, ledger=ledger, first_use=ledger.first_use,
-                       start=started.append, approve=approve)
+                       start=started.append, approve=approve, lock_ttl_seconds=TTL)
         yield {"hook": hook, "started": started, "ledger": ledger, "files": files, "queue": queue,
                "pleo": emulator}
         _forget_cached_clients()
@@ -188,9 +198,7 @@ def test_a_stale_lock_is_taken_over(world):
 def test_run_status_needs_a_signature_and_returns_the_record(world):
     started = world["hook"].start_run("acme", b"{}", signed(b"{}"), time.time())
     run_id = started.body["runId"]
-    from coa_sync.pipeline import runs
-
-    runs.start(world["ledger"], world["started"][0], run_id)
+    runs.start(world["ledger"], world["started"][0], TTL, lambda record: None)
     assert world["hook"].run_status("acme", run_id, {}, time.time()).status == 401
     answer = world["hook"].run_status("acme", run_id, signed(b""), time.time())
     assert answer.status == 200 and (answer.body["runId"], answer.body["status"]) == (run_id, "fetching")
@@ -216,8 +224,9 @@ def held_run(world, run_id: str = "20261123T120000Z-0000aaaa", archives: int = 2
             for n in range(archives)]
     plan = Plan(actions=[], noop=0, held=held, held_reason="the source has no active accounts")
     world["files"].put(plan_key("acme", run_id), plan)
-    runs.start(world["ledger"], RunRequest(tenant_id="acme", trigger="schedule", dry_run=dry_run), run_id)
-    runs.planned(world["ledger"], "acme", run_id, plan, dry_run=dry_run, finished=lambda record: None)
+    record = runs.start(world["ledger"], RunRequest(tenant_id="acme", trigger="schedule", dry_run=dry_run,
+                                                    run_id=run_id), TTL, lambda r: None, company_id="c")
+    runs.planned(world["ledger"], record, plan, dry_run=dry_run, finished=lambda record: None)
     return run_id
 
 
@@ -239,8 +248,8 @@ def test_a_signed_approval_queues_exactly_the_held_archives(world):
     answer = world["hook"].approve_run("acme", run_id, *approval(run_id), time.time())
     assert answer.status == 200
     assert (answer.body["status"], answer.body["held"], answer.body["planned"]["archive"]) == ("applying", 0, 2)
-    assert sorted((m.run_id, m.action.kind, m.action.external_id) for m in queued(world)) == [
-        (run_id, "archive", "old-0"), (run_id, "archive", "old-1")]
+    assert sorted((m.run_id, m.company_id, m.seq, m.action.kind, m.action.external_id) for m in queued(world)) == [
+        (run_id, "c", 0, "archive", "old-0"), (run_id, "c", 1, "archive", "old-1")]  # fenced like any action
     assert world["ledger"].lock_holder("acme") == run_id  # the run holds its tenant again until applied
 
 
@@ -266,7 +275,7 @@ def test_approval_answers_404_409_for_what_cannot_be_approved(world):
 
 def test_approval_while_another_run_holds_the_tenant_is_409_with_its_id(world):
     run_id = held_run(world)
-    world["ledger"].acquire("acme", "20261123T130000Z-0000bbbb", runs.LOCK_TTL_SECONDS)
+    world["ledger"].acquire("acme", "20261123T130000Z-0000bbbb", TTL)
     answer = world["hook"].approve_run("acme", run_id, *approval(run_id), time.time())
     assert answer.status == 409 and answer.body["runId"] == "20261123T130000Z-0000bbbb"
     assert queued(world) == [] and world["ledger"].get("acme", run_id).status == "needs_approval"

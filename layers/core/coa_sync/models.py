@@ -7,6 +7,7 @@ uses snake_case attributes.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from itertools import islice
@@ -351,9 +352,13 @@ class Tenant(Model):
 
 
 def new_run_id(now: datetime | None = None) -> str:
-    """Time-ordered, unique, and safe in S3 keys and DynamoDB sort keys."""
-    moment = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"{moment}-{secrets.token_hex(4)}"
+    """Time-ordered to the millisecond, unique, and safe in S3 keys and DynamoDB sort keys.
+
+    The suffix starts with the millisecond (three hex digits): a run that starts within the same second
+    as another (a retry started right after its run failed) still sorts after it, as "latest" means.
+    """
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{now.microsecond // 1000:03x}{secrets.token_hex(3)[:5]}"
 
 
 Trigger = Literal["schedule", "webhook", "cli", "manual", "connect"]  # connect: a tenant's first run on connecting
@@ -386,11 +391,24 @@ class Manifest(Model):
 
 
 class ActionMessage(Model):
-    """One SQS message: one action of one tenant's run."""
+    """One SQS message: one action of one tenant's run, fenced by it (see coa_sync.pipeline.fence).
+
+    `company_id` is the Pleo company the run planned for and `seq` the action's place in the run
+    (its index in the plan; approved archives follow on): the writer applies the action only while
+    its run is the tenant's live run and the tenant still has that company, and counts it once
+    per seq however often it is delivered. A message without them (queued before actions were
+    fenced) cannot be fenced: it is settled as superseded, never applied.
+    """
 
     tenant_id: TenantId
     run_id: str
     action: Action
+    company_id: str | None = None
+    seq: int | None = Field(default=None, ge=0)
+
+    @property
+    def fenceable(self) -> bool:
+        return self.company_id is not None and self.seq is not None
 
 
 class DeadLetter(Model):
@@ -400,6 +418,22 @@ class DeadLetter(Model):
     message: ActionMessage | None = None
     body: str | None = None  # the raw body, when it could not be read as a message
     failed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class RunLock:
+    """A tenant's run lock as stored: its run is the tenant's live run until another run takes it over."""
+
+    run_id: str
+    expires_at: int  # unix seconds; past it the lock is stale and another run may take it
+    taken_at: int  # when it was taken or last renewed
+
+    def stale(self, now: float) -> bool:
+        return self.expires_at < int(now)
+
+    def due_for_renewal(self, now: float, ttl_seconds: int) -> bool:
+        """Past half its TTL: renewing now keeps it well ahead of any invocation of its run."""
+        return self.expires_at - now < ttl_seconds / 2
 
 
 RunStatus = Literal["fetching", "applying", "needs_approval", "completed", "failed"]
@@ -412,14 +446,40 @@ class RunRecord(Model):
     run_id: str
     trigger: Trigger
     dry_run: bool = False
+    # The Pleo company the run reads and writes (None: a run recorded before runs carried it).
+    company_id: str | None = None
     status: RunStatus
     started_at: datetime
     ended_at: datetime | None = None
     planned: PlanCounts = Field(default_factory=PlanCounts)
     applied: PlanCounts = Field(default_factory=PlanCounts)
     failed: int = 0
+    # Actions of this run settled without being applied because a newer run (or another company)
+    # took over: never applied, never dead-lettered.
+    superseded: int = 0
     held: int = 0
+    # Actions the diff has put on the queue so far (a diff cut off resumes from here).
+    queued: int = 0
+    # When the run last moved (started, planned, queued, an action settled): the sweep's orphan clock.
+    progress_at: datetime | None = None
     error: str | None = None
     # When held archives were released, and by whom ("cli", "webhook").
     approved_at: datetime | None = None
     approved_by: str | None = None
+    # When its report was written and its end announced (whoever finds a closed run unreported does it).
+    reported_at: datetime | None = None
+
+    @property
+    def planned_actions(self) -> int:
+        return self.planned.create + self.planned.update + self.planned.unarchive + self.planned.archive
+
+    @property
+    def settled(self) -> int:
+        """Planned actions that reached an end: applied, dead-lettered or superseded."""
+        applied = self.applied.create + self.applied.update + self.applied.unarchive + self.applied.archive
+        return applied + self.failed + self.superseded
+
+    @property
+    def unsettled(self) -> int:
+        """Planned actions not settled yet: still queued or being applied (or lost, if the run ended)."""
+        return max(self.planned_actions - self.settled, 0)

@@ -32,8 +32,11 @@ class SlidingWindowLimiter:
         self._lock = threading.Lock()
         self.waited = 0.0  # seconds spent waiting, for metrics and benchmarks
 
-    def acquire(self) -> None:
-        """Block until one more request fits in the window, then record it."""
+    def acquire(self, timeout: float | None = None) -> bool:
+        """Wait until one more request fits in the window, then record it and answer True.
+
+        With a timeout: False at once, recording nothing, if the wait would take longer than that.
+        """
         with self._lock:
             while True:
                 now = self._clock()
@@ -41,9 +44,13 @@ class SlidingWindowLimiter:
                     self._sent.popleft()
                 if len(self._sent) < self.limit:
                     self._sent.append(now)
-                    return
+                    return True
                 # At least a millisecond: a float-rounded zero pause would spin forever.
                 pause = max(self._sent[0] + self.window - now, 0.001)
+                if timeout is not None and pause > timeout:
+                    return False
+                if timeout is not None:
+                    timeout -= pause
                 self.waited += pause
                 self._sleep(pause)
 
@@ -59,3 +66,9 @@ def limiter_for(tenant_id: str, limit: int, window: float = 60.0) -> SlidingWind
         if limiter is None or limiter.limit != limit or limiter.window != window:
             limiter = _limiters[tenant_id] = SlidingWindowLimiter(limit, window)
         return limiter
+
+
+def forget() -> None:
+    """Drop every limiter, as a new process starts (the local runner's cold starts)."""
+    with _registry_lock:
+        _limiters.clear()

@@ -17,6 +17,23 @@ class CommonSettings(BaseSettings):
     # Where each run's report lands and who hears that it ended.
     snapshot_bucket: str = Field(min_length=3)
     event_bus_name: str = Field(default="default", min_length=1)
+    # The actions queue's VisibilityTimeout and maxReceiveCount: how long a queued action may live.
+    actions_visibility_timeout_seconds: int = Field(default=2100, ge=0)
+    max_receive_count: int = Field(default=5, ge=1)
+
+    @property
+    def lock_ttl_seconds(self) -> int:
+        return lock_ttl(self.actions_visibility_timeout_seconds, self.max_receive_count)
+
+
+def lock_ttl(visibility_timeout: int, max_receive_count: int) -> int:
+    """How long a run holds its tenant without news before another run may take over (a stale lock).
+
+    A queued action's whole life (every delivery, each a visibility timeout apart) plus one more
+    visibility timeout for the invocation that settles it: a live run is renewed by every writer
+    batch long before that, so only a run that died lets its lock go stale.
+    """
+    return max(visibility_timeout * (max_receive_count + 1), 60)
 
 
 class PleoSettings(CommonSettings):
@@ -32,7 +49,9 @@ class PleoSettings(CommonSettings):
 
 
 class FetchSettings(PleoSettings):
-    pass
+    # The scheduled sweep closes a run still fetching (or never started) after this long without
+    # progress: the fetch's own timeout times its tries, with Lambda's retry delays between them.
+    orphaned_fetch_seconds: int = Field(default=1200, ge=60)
 
 
 class ArchiveGuardSettings(BaseSettings):
@@ -51,8 +70,9 @@ class DiffSettings(CommonSettings):
 
 class WriterSettings(PleoSettings):
     dead_letter_queue_url: str = Field(min_length=1)
-    # The actions queue's maxReceiveCount: on a message's last delivery the writer dead-letters it itself.
-    max_receive_count: int | None = Field(default=None, ge=1)
+    # Actions not started for lack of time go back here, visible again after this many seconds.
+    actions_queue_url: str = Field(min_length=1)
+    leftover_visibility_seconds: int = Field(default=5, ge=0, le=900)
 
 
 class WebhookSettings(PleoSettings):

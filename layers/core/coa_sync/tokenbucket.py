@@ -94,3 +94,9 @@ def bucket_for(key: str, rate: Rate) -> TokenBucket:
         if bucket is None:
             bucket = _buckets[(key, rate)] = TokenBucket(rate)
         return bucket
+
+
+def forget() -> None:
+    """Drop every bucket, as a new process starts (the local runner's cold starts)."""
+    with _registry_lock:
+        _buckets.clear()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from contextlib import closing
 from typing import TYPE_CHECKING
 
+from coa_sync import deadline as deadlines
 from coa_sync import keys
 from coa_sync.adapters.events import RunEvents
 from coa_sync.adapters.secrets import pleo_credentials
@@ -32,7 +33,8 @@ Observer = Callable[[str, int, float], None]
 token_stores: dict[str, TokenStore] = {}
 
 
-def pleo_client(settings: PleoSettings, tenant: Tenant, observe: Observer | None = None) -> PleoClient:
+def pleo_client(settings: PleoSettings, tenant: Tenant, observe: Observer | None = None,
+                deadline: deadlines.Deadline = deadlines.NONE) -> PleoClient:
     from coa_sync.adapters.pleo import PleoClient, PleoCredentials
 
     credentials = pleo_credentials(tenant.pleo_secret_name)
@@ -44,6 +46,7 @@ def pleo_client(settings: PleoSettings, tenant: Tenant, observe: Observer | None
         max_attempts=settings.pleo_max_attempts,
         observe=observe,
         page_size=settings.pleo_page_size,
+        deadline=deadline,
     )
 
 
@@ -89,8 +92,9 @@ def pleo_connector(settings: WebhookSettings, tenant: Callable[[str], Tenant | N
                      exchange=exchange, store=store, start_run=start_run)
 
 
-def pleo_snapshot(settings: PleoSettings, tenant: Tenant, observe: Observer | None = None) -> TargetSnapshot:
-    with pleo_client(settings, tenant, observe) as client:
+def pleo_snapshot(settings: PleoSettings, tenant: Tenant, observe: Observer | None = None,
+                  deadline: deadlines.Deadline = deadlines.NONE) -> TargetSnapshot:
+    with pleo_client(settings, tenant, observe, deadline) as client:
         return client.snapshot(tenant.company_id)
 
 

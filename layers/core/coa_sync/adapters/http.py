@@ -1,5 +1,7 @@
 """Reading HTTP answers, shared by the Pleo client and the connectors: when to try again, how long to wait,
-what an error answer says, and a word while a server is slow to answer."""
+what an error answer says, and a word while a server is slow to answer; and every wait before a request
+bounded by the caller's deadline (coa_sync.deadline): a request is started only while it can still finish
+in time."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from email.utils import parsedate_to_datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from coa_sync.deadline import Deadline, OutOfTimeError
 from coa_sync.observability import logger
 
 # A retry after an error answer (429, 5xx) is announced once the request has taken this long; a retry
@@ -20,6 +23,8 @@ if TYPE_CHECKING:
     import ssl
 
     import httpx
+
+    from coa_sync.ratelimit import SlidingWindowLimiter
 
 
 @cache
@@ -55,6 +60,20 @@ def wait_before_retry(response: httpx.Response, attempt: int) -> float:
     """What the server asked for (Retry-After: 0 means now), else our own backoff."""
     asked = retry_after(response)
     return backoff(attempt) if asked is None else asked
+
+
+def admit(limiter: SlidingWindowLimiter, deadline: Deadline, request_seconds: float, doing: str) -> None:
+    """Before a request: wait for the rate budget, but only while the request still fits after the wait."""
+    deadline.require(request_seconds, doing)
+    if not limiter.acquire(timeout=deadline.left() - request_seconds):
+        raise OutOfTimeError(f"{doing}: the rate limit frees a request too late for the time left")
+
+
+def pause(wait: float, deadline: Deadline, request_seconds: float, doing: str,
+          sleep: Callable[[float], None]) -> None:
+    """Before a retry: sleep `wait` only if the retried request still fits after it."""
+    deadline.require(wait + request_seconds, f"{doing} (retry after {wait:.1f} s)")
+    sleep(wait)
 
 
 def is_transient(status: int) -> bool:

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import SecretStr, ValidationError
 
+from coa_sync import deadline as deadlines
 from coa_sync.adapters import http as retries
-from coa_sync.adapters.http import error_message, is_transient, tls
+from coa_sync.adapters.http import admit, error_message, is_transient, pause, tls
 from coa_sync.models import AccountFields, ItemError, Model, PleoAccount, TargetSnapshot
 from coa_sync.ratelimit import SlidingWindowLimiter
 from coa_sync.tokens import TokenRefreshUnavailable
@@ -115,6 +116,7 @@ class PleoClient:
         sleep: Callable[[float], None] = time.sleep,
         observe: Callable[[str, int, float], None] | None = None,
         page_size: int = PAGE_SIZE,
+        deadline: deadlines.Deadline = deadlines.NONE,
     ) -> None:
         import httpx
 
@@ -131,10 +133,13 @@ class PleoClient:
             verify=tls(),
         )
         self._limiter = limiter
+        self._timeout = timeout
         self._max_attempts = max_attempts
         self._max_wait = max_wait
         self._sleep = sleep
         self._page_size = page_size
+        # Nothing is started that could not finish before it (OutOfTimeError instead): see coa_sync.deadline.
+        self._deadline = deadline
         # Told (endpoint, HTTP status or 0 for no answer, seconds) after every request, for metrics.
         self._observe = observe or (lambda _kind, _status, _seconds: None)
 
@@ -255,7 +260,7 @@ class PleoClient:
             if self._tokens is not None:  # refreshed before it expires; after a 401, once
                 headers["Authorization"] = f"Bearer {self._bearer(rejected)}"
                 rejected = None
-            self._limiter.acquire()
+            admit(self._limiter, self._deadline, self._timeout, kind)
             API_CALLS[kind] += 1
             started = time.monotonic()
             try:
@@ -282,7 +287,7 @@ class PleoClient:
                 raise PleoTransientError(f"{kind}: {problem} after {attempt} attempt(s)")
             retries.announce_retry("Pleo", kind, problem, time.monotonic() - first_started, attempt + 1,
                                    self._max_attempts)
-            self._sleep(wait)
+            pause(wait, self._deadline, self._timeout, f"{kind}: {problem}", self._sleep)
 
     def _bearer(self, rejected: str | None) -> str:
         assert self._tokens is not None

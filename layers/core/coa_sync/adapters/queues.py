@@ -1,7 +1,8 @@
-"""SQS: the actions queue (SendMessageBatch, 10 at a time) and the dead-letter queue."""
+"""SQS: the actions queue (SendMessageBatch, 10 at a time; leftovers handed back) and the dead-letter queue."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from botocore.exceptions import ClientError
 from coa_sync.adapters.aws import client
 from coa_sync.batching import chunked
 from coa_sync.models import ActionMessage, DeadLetter
+from coa_sync.settings import lock_ttl
 
 SQS_BATCH = 10  # SendMessageBatch's limit
 PAGE_THROUGH_SECONDS = 300  # long enough to read the whole DLQ once before any message reappears
@@ -33,16 +35,39 @@ class ActionQueue:
         sent = 0
         for chunk in chunked(messages, SQS_BATCH):
             entries = [
-                {
-                    "Id": str(index),
-                    "MessageBody": message.model_dump_json(),
-                    "MessageAttributes": _attributes(message.tenant_id, message.run_id, message.action.kind),
-                }
+                {"Id": str(index), "MessageBody": message.model_dump_json(),
+                 "MessageAttributes": _message_attributes(message)}
                 for index, message in enumerate(chunk)
             ]
             _send_batch(self._sqs, self.url, entries)
             sent += len(entries)
         return sent
+
+    def lock_ttl_seconds(self) -> int:
+        """The run lock's TTL for this queue (settings.lock_ttl), from its VisibilityTimeout and maxReceiveCount."""
+        attributes = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["VisibilityTimeout",
+                                                                                         "RedrivePolicy"])["Attributes"]
+        redrive = json.loads(attributes.get("RedrivePolicy") or "{}")
+        return lock_ttl(int(attributes.get("VisibilityTimeout", 30)), int(redrive.get("maxReceiveCount", 1)))
+
+    def later(self, receipt_handles: Sequence[str], seconds: int) -> int:
+        """Make received messages visible again in `seconds`, not after the queue's visibility timeout.
+
+        Returns how many SQS refused (a receipt handle gone stale): those come back on their own, later."""
+        refused = 0
+        for chunk in chunked(receipt_handles, SQS_BATCH):
+            entries = [{"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
+                       for i, handle in enumerate(chunk)]
+            response = self._sqs.change_message_visibility_batch(QueueUrl=self.url, Entries=entries)
+            refused += len(response.get("Failed") or [])
+        return refused
+
+    def requeue(self, received: Sequence[tuple[str, ActionMessage]]) -> None:
+        """Queue received messages (body, and the action it holds) afresh: their receive count starts again."""
+        for chunk in chunked(received, SQS_BATCH):
+            _send_batch(self._sqs, self.url, [
+                {"Id": str(i), "MessageBody": body, "MessageAttributes": _message_attributes(message)}
+                for i, (body, message) in enumerate(chunk)])
 
 
 class DeadLetterQueue:
@@ -51,8 +76,7 @@ class DeadLetterQueue:
         self._sqs = sqs or client("sqs")
 
     def send(self, letter: DeadLetter) -> None:
-        message = letter.message
-        attributes = _attributes(message.tenant_id, message.run_id, message.action.kind) if message else {}
+        attributes = _message_attributes(letter.message) if letter.message else {}
         self._sqs.send_message(QueueUrl=self.url, MessageBody=letter.model_dump_json(),
                                MessageAttributes=attributes)
 
@@ -131,11 +155,11 @@ def read_dead_letter(body: str) -> DeadLetter:
         return DeadLetter(reasons=["unreadable message"], body=body)
 
 
-def _attributes(tenant_id: str, run_id: str, kind: str) -> dict[str, Any]:
+def _message_attributes(message: ActionMessage) -> dict[str, Any]:
     return {
-        "tenantId": {"DataType": "String", "StringValue": tenant_id},
-        "runId": {"DataType": "String", "StringValue": run_id},
-        "action": {"DataType": "String", "StringValue": str(kind)},
+        "tenantId": {"DataType": "String", "StringValue": message.tenant_id},
+        "runId": {"DataType": "String", "StringValue": message.run_id},
+        "action": {"DataType": "String", "StringValue": str(message.action.kind)},
     }
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
 
 from coa_sync import keys
 from coa_sync.models import ActionKind, ActionMessage, Plan, RunRecord
@@ -34,20 +33,17 @@ class PleoUnreachableError(ApprovalError):
     """Pleo did not answer with the tenant's credentials: nothing was released."""
 
 
-class ApprovalLedger(runs.RunLedger, Protocol):
-    def runs_after(self, tenant_id: str, run_id: str) -> list[RunRecord]: ...
-
-
 def approve_run(
     tenant_id: str,
     run_id: str,
     *,
     approved_by: str,
-    ledger: ApprovalLedger,
+    ledger: runs.RunLedger,
     files: RunFiles,
     actions: Actions,
     finished: runs.Finished,
     check_pleo: CheckPleo,
+    ttl_seconds: int,
 ) -> RunRecord:
     """Queue exactly the run's held archives; the writer then applies them and closes the run."""
     record = ledger.get(tenant_id, run_id)
@@ -57,6 +53,9 @@ def approve_run(
         raise ApprovalError(f"run {run_id} was a dry run and changes nothing: start a live run and approve that")
     if record.status != "needs_approval" or not record.held:
         raise ApprovalError(f"run {run_id} is {record.status} with no archives held back: nothing to approve")
+    if record.company_id is None:
+        raise ApprovalError(f"run {run_id} was recorded before runs named their Pleo company, so its archives "
+                            "cannot be fenced: start a new run and approve that")
     later = ledger.runs_after(tenant_id, run_id)
     if live := next((later_run for later_run in later if not later_run.dry_run), None):
         raise ApprovalError(f"run {live.run_id} started after run {run_id}, so its held archives may be out "
@@ -70,7 +69,7 @@ def approve_run(
                                    f"({type(exc).__name__}: {exc}); nothing was released: run {run_id} still "
                                    "needs approval") from None
     # The run takes its tenant's lock again (RunInProgressError if another run holds it).
-    ledger.acquire(tenant_id, run_id, runs.LOCK_TTL_SECONDS)
+    ledger.acquire(tenant_id, run_id, ttl_seconds)
     try:
         approved = ledger.approve(record, len(plan.held), datetime.now(UTC).isoformat(), approved_by)
         if approved is None:
@@ -80,7 +79,9 @@ def approve_run(
             ledger.release(tenant_id, run_id)
         raise
     try:
-        actions.send(ActionMessage(tenant_id=tenant_id, run_id=run_id, action=action) for action in plan.held)
+        # Fenced like the rest of the run: its company, and seqs following on from the plan's actions.
+        actions.send(ActionMessage(tenant_id=tenant_id, run_id=run_id, company_id=record.company_id,
+                                   seq=len(plan.actions) + i, action=action) for i, action in enumerate(plan.held))
     except Exception as exc:
         runs.fail(ledger, approved, f"queueing the approved archives failed: {type(exc).__name__}: {exc}", finished)
         raise

@@ -1,4 +1,10 @@
-"""fetch: snapshot one tenant's two charts of accounts, then write the manifest that starts the diff."""
+"""fetch: snapshot one tenant's two charts of accounts, then write the manifest that starts the diff.
+
+A fetch either writes its manifest or fails its run, freeing the tenant: the Pleo client is given
+the invocation's deadline (coa_sync.deadline), so a fetch that runs out of time mid-pagination
+stops before Lambda would kill it, and the run is closed as failed with the reason. A retried
+request for that run starts a new run (coa_sync.pipeline.runs.start).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from coa_sync import keys
+from coa_sync.deadline import OutOfTimeError
 from coa_sync.models import (
     Manifest,
     RunRequest,
@@ -38,17 +45,20 @@ def fetch_run(
     files: RunFiles,
     ledger: runs.RunLedger,
     finished: runs.Finished,
+    ttl_seconds: int,
 ) -> Manifest:
     if tenant is None or not tenant.enabled:
         raise TenantNotFoundError(f"no enabled tenant {request.tenant_id!r}")
-    record = runs.start(ledger, request, request.run_id or new_run_id())
+    record = runs.start(ledger, request, ttl_seconds, finished, company_id=tenant.company_id)
     run_id = record.run_id
     # Read both sides before writing anything: a failed read leaves no half run behind.
     try:
         source = read_source(tenant.source)
         target = read_pleo(tenant)
     except Exception as exc:
-        runs.fail(ledger, record, f"{type(exc).__name__}: {exc}", finished)
+        why = f"ran out of time before the function's timeout: {exc}" if isinstance(exc, OutOfTimeError) \
+            else f"{type(exc).__name__}: {exc}"
+        runs.fail(ledger, record, why, finished)
         raise
     manifest = Manifest(
         tenant_id=tenant.tenant_id,
@@ -70,9 +80,12 @@ def fetch_run(
 
 
 def fan_out(tenants: Iterable[Tenant], start: Callable[[RunRequest], None], request: RunRequest) -> list[str]:
-    """Start one run per enabled tenant; each run then goes on by itself."""
+    """Start one run per enabled tenant; each run then goes on by itself.
+
+    Each request names its run: an invocation Lambda delivers twice is then the same run, not two."""
     started = []
     for tenant in tenants:
-        start(RunRequest(tenant_id=tenant.tenant_id, trigger=request.trigger, dry_run=request.dry_run))
+        start(RunRequest(tenant_id=tenant.tenant_id, trigger=request.trigger, dry_run=request.dry_run,
+                         run_id=new_run_id()))
         started.append(tenant.tenant_id)
     return started

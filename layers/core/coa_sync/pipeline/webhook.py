@@ -17,7 +17,7 @@ from coa_sync import signing
 from coa_sync.adapters.ledger import RunInProgressError
 from coa_sync.models import Model, RunRecord, RunRequest, Tenant, Trigger, new_run_id
 from coa_sync.pipeline.approve import ApprovalError, PleoUnreachableError
-from coa_sync.pipeline.runs import LOCK_TTL_SECONDS, RunLedger
+from coa_sync.pipeline.runs import RunLedger
 
 MAX_BODY_BYTES = 16 * 1024
 # A secret nobody knows: unknown tenants are checked against it, so they take as long to refuse.
@@ -50,6 +50,7 @@ class Webhook:
     # (tenant, run_id) -> the reopened run; raises ApprovalError (PleoUnreachableError), LookupError or
     # RunInProgressError
     approve: Callable[[str, str], RunRecord]
+    lock_ttl_seconds: int
     # tenant -> its Pleo OAuth connection ({"status": "connected" | "needs_reauth", ...}), None without one
     connection: Callable[[str], dict[str, str] | None] = lambda _tenant_id: None
 
@@ -70,7 +71,7 @@ class Webhook:
         """Start a run of the tenant (202), unless one is in progress (409)."""
         run_id = new_run_id()
         try:
-            self.ledger.acquire(tenant_id, run_id, LOCK_TTL_SECONDS)
+            self.ledger.acquire(tenant_id, run_id, self.lock_ttl_seconds)
         except RunInProgressError as busy:
             return Answer(409, {"message": "a run is in progress", "runId": busy.run_id})
         try:

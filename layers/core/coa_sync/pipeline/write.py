@@ -1,24 +1,33 @@
 """writer: apply a batch of action messages to Pleo.
 
 Creates of one tenant go out together in batch calls of up to 1000 items; updates,
-unarchives and archives are one PUT each. Every message ends in one of three outcomes:
+unarchives and archives are one PUT each. Every message ends in one of these outcomes:
 
 - APPLIED: Pleo has what the action asked for;
 - DEAD: it can never succeed as it is; it went to the DLQ with its reasons;
-- RETRY: it may succeed later (429, 5xx, network, time running out); SQS delivers it again.
+- SUPERSEDED: its run is not the tenant's live run any more, or the tenant's company changed
+  (coa_sync.pipeline.fence): counted for its run, never applied, never dead-lettered;
+- DUPLICATE: another delivery of an action that already reached its end: nothing done again;
+- RETRY: it may succeed later (429, 5xx, network); SQS delivers it again after its visibility
+  timeout, and on its last delivery the writer dead-letters it with the reason;
+- LEFTOVER: not started because the invocation's time ran out (coa_sync.deadline): back on the
+  queue within seconds, and never dead-lettered for it;
+- REQUEUED: a leftover on what would be its last delivery, queued afresh as a new message (so
+  SQS's own redrive cannot count it out either); this copy is settled.
 
 A tenant whose Pleo authorisation is refused for good (tokens.ReauthRequired: needs_reauth) gets
 no further call: its messages go to the DLQ with the reason, which says how to reconnect, and the
 report names the tenant, for its run to be failed with that message.
 
 Every message is safe to deliver twice: a create that meets EXTERNAL_ID_ALREADY_EXISTS is
-reconciled with the account that exists (an earlier try got through), and PUT is a full update
-(it sends back the account's metadata as read, so nothing another tool stored there is lost).
+reconciled with the account that exists (an earlier try got through), a PUT is a full update
+(it sends back the account's metadata as read, so nothing another tool stored there is lost),
+and an action is counted once per seq (coa_sync.tally).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -26,6 +35,8 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from coa_sync import deadline as deadlines
+from coa_sync import tally
 from coa_sync.adapters.pleo import (
     MAX_BATCH,
     BatchResult,
@@ -34,8 +45,11 @@ from coa_sync.adapters.pleo import (
     PleoRequestError,
 )
 from coa_sync.batching import chunked
+from coa_sync.deadline import OutOfTimeError
 from coa_sync.diff import changed_fields
-from coa_sync.models import AccountFields, ActionKind, ActionMessage, DeadLetter, PleoAccount, Tenant
+from coa_sync.models import AccountFields, ActionKind, ActionMessage, DeadLetter, PleoAccount, RunLock, Tenant
+from coa_sync.pipeline.fence import superseded_because
+from coa_sync.pipeline.runs import Settled
 from coa_sync.tokens import ReauthRequired
 
 ALREADY_EXISTS = "EXTERNAL_ID_ALREADY_EXISTS"
@@ -44,7 +58,14 @@ ALREADY_EXISTS = "EXTERNAL_ID_ALREADY_EXISTS"
 class Outcome(StrEnum):
     APPLIED = "applied"
     DEAD = "dead"
+    SUPERSEDED = "superseded"
+    DUPLICATE = "duplicate"
     RETRY = "retry"
+    LEFTOVER = "leftover"
+    REQUEUED = "requeued"
+
+
+RETURNED = (Outcome.RETRY, Outcome.LEFTOVER)  # left on the queue; every other outcome is settled
 
 
 class Pleo(Protocol):
@@ -59,31 +80,62 @@ class DeadLetters(Protocol):
     def send(self, letter: DeadLetter) -> None: ...
 
 
+class Fences(Protocol):
+    """What the writer reads and renews of the run ledger (coa_sync.adapters.ledger.Ledger)."""
+
+    def lock(self, tenant_id: str) -> RunLock | None: ...
+    def renew(self, tenant_id: str, run_id: str, ttl_seconds: int) -> bool: ...
+    def outcomes(self, tenant_id: str, run_id: str, seqs: set[int]) -> dict[int, dict[str, set[int]]]: ...
+
+
+class Redelivery(Protocol):
+    """Handing messages back to the actions queue (coa_sync.adapters.queues.ActionQueue)."""
+
+    def later(self, receipt_handles: Sequence[str], seconds: int) -> int: ...
+    def requeue(self, received: Sequence[tuple[str, ActionMessage]]) -> None: ...
+
+
 @dataclass(frozen=True)
 class Record:
     message_id: str
     body: str
     receive_count: int = 1  # SQS's ApproximateReceiveCount: this is the message's n-th delivery
+    receipt_handle: str = ""
 
 
 @dataclass
 class WriteReport:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
-    applied: Counter[str] = field(default_factory=Counter)
+    applied: dict[str, int] = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
-    # Per (tenant, run): actions applied by kind, and "failed" for those sent to the DLQ.
-    runs: dict[tuple[str, str], Counter[str]] = field(default_factory=dict)
-    # Why each message left to retry could not be applied this time.
+    # Per (tenant, run): the seqs of its actions by outcome, for the ledger (coa_sync.tally).
+    runs: dict[tuple[str, str], Settled] = field(default_factory=dict)
+    # Why each message left to retry could not be applied this time; why each superseded one was.
     retry_reasons: dict[str, str] = field(default_factory=dict)
+    superseded: dict[str, str] = field(default_factory=dict)
     # Tenants whose Pleo authorisation was refused for good (needs_reauth), and why.
     reauth: dict[str, str] = field(default_factory=dict)
 
-    def count(self, message: ActionMessage, key: str, n: int = 1) -> None:
-        self.runs.setdefault((message.tenant_id, message.run_id), Counter())[key] += n
+    def count(self, message: ActionMessage, outcome: str) -> None:
+        settled = self.runs.setdefault((message.tenant_id, message.run_id), Settled({}))
+        if message.seq is None:
+            settled.unfenceable += outcome == "superseded"
+        else:
+            settled.outcomes.setdefault(outcome, set()).add(message.seq)
+
+    def returned(self) -> set[str]:
+        return {message_id for message_id, outcome in self.outcomes.items() if outcome in RETURNED}
 
 
 class _TenantUnavailable(Exception):
     """Pleo is failing for this tenant right now: leave its other messages for a later delivery."""
+
+
+class _OutOfTime(Exception):
+    """No time left to start another request: hand back everything not yet settled."""
+
+
+Item = tuple[Record, ActionMessage]
 
 
 def _action_message(body: str) -> tuple[ActionMessage | str, bool]:
@@ -105,20 +157,26 @@ class Writer:
     tenant: Callable[[str], Tenant | None]
     pleo_for: Callable[[Tenant], Pleo]
     dead_letters: DeadLetters
-    # Seconds left before the caller must stop (Lambda's remaining time less a margin).
-    time_left: Callable[[], float] = lambda: float("inf")
+    fences: Fences
+    queue: Redelivery
+    lock_ttl_seconds: int
+    # The invocation's remaining time less what the handler keeps to report (Pleo's client has it too).
+    deadline: deadlines.Deadline = deadlines.NONE
     # The queue's maxReceiveCount. A message still failing on its last delivery goes to the DLQ from here,
     # with the reason, and counts as failed for its run: SQS's own redrive would move it there bare and
     # uncounted, and its run would never finish (holding the tenant's run lock until it goes stale).
     max_receive_count: int | None = None
+    leftover_visibility_seconds: int = 5
+    clock: Callable[[], float] = time.time
     report: WriteReport = field(default_factory=WriteReport)
     # The messages of the Pleo request in flight: if it fails, they failed with it; the rest were never sent.
     _sending: list[list[tuple[Record, ActionMessage]]] = field(default_factory=list)
+    _redriven: set[str] = field(default_factory=set, init=False, repr=False)  # message ids moved back from the DLQ
 
     def apply(self, records: Sequence[Record]) -> WriteReport:
         self.report = WriteReport()
-        by_tenant: dict[str, list[tuple[Record, ActionMessage]]] = {}
-        redriven: list[tuple[Record, ActionMessage]] = []
+        by_tenant: dict[str, list[Item]] = {}
+        self._redriven = set()
         for record in records:
             message, from_dlq = _action_message(record.body)
             if isinstance(message, str):
@@ -126,39 +184,86 @@ class Writer:
                 continue
             by_tenant.setdefault(message.tenant_id, []).append((record, message))
             if from_dlq:
-                redriven.append((record, message))
-        for tenant_id, items in by_tenant.items():
-            self._apply_tenant(tenant_id, items)
-        self._give_up_on_last_deliveries([item for items in by_tenant.values() for item in items])
-        # A redriven item was counted failed when it went to the DLQ; settled now, it is counted
-        # again by its new outcome (applied, or failed once more), so its old failure is taken back.
-        for record, message in redriven:
-            if self.report.outcomes.get(record.message_id) in (Outcome.APPLIED, Outcome.DEAD):
-                self.report.count(message, "failed", -1)
+                self._redriven.add(record.message_id)
+        tenants = iter(by_tenant.items())
+        try:
+            for tenant_id, items in tenants:
+                self._apply_tenant(tenant_id, items)
+        except _OutOfTime:
+            for _, items in tenants:  # tenants not started at all
+                self._leave(items, Outcome.LEFTOVER, "out of time")
+        everything = [item for items in by_tenant.values() for item in items]
+        self._give_up_on_last_deliveries(everything)
+        self._hand_back_leftovers(everything)
         return self.report
 
-    def _give_up_on_last_deliveries(self, items: list[tuple[Record, ActionMessage]]) -> None:
-        if self.max_receive_count is None:
-            return
-        for record, message in items:
-            if self.report.outcomes.get(record.message_id) == Outcome.RETRY \
-                    and record.receive_count >= self.max_receive_count:
-                problem = self.report.retry_reasons.get(record.message_id, "transient error")
-                reason = f"still failing after {record.receive_count} deliveries (transient errors): {problem}"
-                self._dead([record], DeadLetter(reasons=[reason], message=message))
+    # -- fencing -------------------------------------------------------------------------
 
-    def _apply_tenant(self, tenant_id: str, items: list[tuple[Record, ActionMessage]]) -> None:
+    def _apply_tenant(self, tenant_id: str, items: list[Item]) -> None:
         try:
             tenant = self.tenant(tenant_id)
             if tenant is None:
                 raise LookupError(f"unknown tenant {tenant_id!r}")
-            pleo = self.pleo_for(tenant)
         except (LookupError, ValueError) as exc:
             for record, message in items:
                 self._dead([record], DeadLetter(reasons=[str(exc)], message=message))
             return
+        live = self._live_items(tenant, items)
+        if not live:
+            return
+        try:
+            pleo = self.pleo_for(tenant)
+        except (LookupError, ValueError) as exc:
+            for record, message in live:
+                self._dead([record], DeadLetter(reasons=[str(exc)], message=message))
+            return
+        try:
+            self._write(pleo, tenant, live)
+        finally:
+            pleo.close()
+
+    def _live_items(self, tenant: Tenant, items: list[Item]) -> list[Item]:
+        """The items of the tenant's live run still to be applied; every other item is settled here."""
+        lock = self.fences.lock(tenant.tenant_id)
+        live_run = lock.run_id if lock else None
+        live: list[Item] = []
+        for record, message in items:
+            why = superseded_because(message, live_run, tenant.company_id)
+            if why is None:
+                live.append((record, message))
+            else:
+                self._supersede(record, message, why)
+        if not live or lock is None:
+            return []
+        # Renewed as the run makes progress. Not taken over while this batch applies: read just now, it expires
+        # more than half a TTL (far longer than an invocation) from now, or it was renewed just now.
+        if lock.due_for_renewal(self.clock(), self.lock_ttl_seconds) \
+                and not self.fences.renew(tenant.tenant_id, lock.run_id, self.lock_ttl_seconds):
+            for record, message in live:  # taken over between the read and the renewal
+                self._supersede(record, message, f"run {lock.run_id} lost the tenant's lock")
+            return []
+        shards = self.fences.outcomes(tenant.tenant_id, lock.run_id, {message.seq for _, message in live
+                                                                    if message.seq is not None})
+        fresh = []
+        for record, message in live:
+            assert message.seq is not None  # fenceable
+            if tally.done(shards.get(tally.shard_of(message.seq), {}), message.seq,
+                          redriven=record.message_id in self._redriven):
+                self.report.outcomes[record.message_id] = Outcome.DUPLICATE
+            else:
+                fresh.append((record, message))
+        return fresh
+
+    def _supersede(self, record: Record, message: ActionMessage, why: str) -> None:
+        self.report.outcomes[record.message_id] = Outcome.SUPERSEDED
+        self.report.superseded[record.message_id] = why
+        self.report.count(message, "superseded")
+
+    # -- applying ------------------------------------------------------------------------
+
+    def _write(self, pleo: Pleo, tenant: Tenant, items: list[Item]) -> None:
         # The same action delivered twice in one batch is applied once; all its copies share the outcome.
-        groups: dict[tuple[str, str], list[tuple[Record, ActionMessage]]] = {}
+        groups: dict[tuple[str, str], list[Item]] = {}
         for record, message in items:
             groups.setdefault((message.action.kind, message.action.external_id), []).append((record, message))
         creates = [group for (kind, _), group in groups.items() if kind == ActionKind.CREATE]
@@ -173,24 +278,28 @@ class Writer:
             # What the failed request carried failed with it; what came after it was never sent.
             problem = str(exc.__cause__ or exc)
             for group in self._sending:
-                self._retry_unsettled(group, problem)
+                self._leave(group, Outcome.RETRY, problem)
             unsent = f"not sent, as an earlier request failed: {problem}" if exc.__cause__ else problem
             for group in [*creates, *puts]:
-                self._retry_unsettled(group, unsent)
+                self._leave(group, Outcome.RETRY, unsent)
         except ReauthRequired as exc:
-            self.report.reauth[tenant_id] = str(exc)
+            self.report.reauth[tenant.tenant_id] = str(exc)
             for group in [*creates, *puts]:
                 if group[0][0].message_id not in self.report.outcomes:
                     self._settle_dead(group, [str(exc)])
-        finally:
-            pleo.close()
+        except _OutOfTime as exc:
+            for group in [*creates, *puts]:
+                self._leave(group, Outcome.LEFTOVER, str(exc.__cause__ or exc))
+            raise
 
-    def _create(self, pleo: Pleo, company_id: str, groups: list[list[tuple[Record, ActionMessage]]]) -> None:
+    def _create(self, pleo: Pleo, company_id: str, groups: list[list[Item]]) -> None:
         self._check_time()
         accounts = [NewAccount(group[0][1].action.external_id, group[0][1].action.desired) for group in groups]
         self._sending = groups
         try:
             result = pleo.batch_create(company_id, accounts)
+        except OutOfTimeError as exc:
+            raise _OutOfTime from exc
         except PleoRequestError as exc:
             for group in groups:
                 self._settle_dead(group, [exc.message])
@@ -200,17 +309,17 @@ class Writer:
         for group in groups:
             action = group[0][1].action
             if action.external_id in result.created:
-                self._settle(group, Outcome.APPLIED)
+                self._applied(group)
                 continue
             reasons = result.failed.get(action.external_id)
             if reasons is None:  # neither created nor failed: ask again later
-                self._retry_unsettled(group, "batch create: Pleo's answer names it neither created nor failed")
+                self._leave(group, Outcome.RETRY, "batch create: Pleo's answer names it neither created nor failed")
             elif reasons == [ALREADY_EXISTS]:
                 self._reconcile(pleo, company_id, group)
             else:
                 self._settle_dead(group, reasons)
 
-    def _reconcile(self, pleo: Pleo, company_id: str, group: list[tuple[Record, ActionMessage]]) -> None:
+    def _reconcile(self, pleo: Pleo, company_id: str, group: list[Item]) -> None:
         """An account with this externalId exists: make it what the create asked for."""
         action = group[0][1].action
         self._check_time()
@@ -223,14 +332,16 @@ class Writer:
             if existing.archived or changed_fields(existing.fields(), action.desired):
                 self._check_time()
                 pleo.put(existing.id, action.desired, archived=False, metadata=existing.metadata)
+        except OutOfTimeError as exc:
+            raise _OutOfTime from exc
         except PleoRequestError as exc:
             self._settle_dead(group, [ALREADY_EXISTS, exc.message])
             return
         except PleoError as exc:
             raise _TenantUnavailable from exc
-        self._settle(group, Outcome.APPLIED)
+        self._applied(group)
 
-    def _put(self, pleo: Pleo, group: list[tuple[Record, ActionMessage]]) -> None:
+    def _put(self, pleo: Pleo, group: list[Item]) -> None:
         action = group[0][1].action
         if action.account_id is None:
             self._settle_dead(group, [f"{action.kind} without a Pleo account id"])
@@ -240,29 +351,32 @@ class Writer:
         try:
             pleo.put(action.account_id, action.desired, archived=action.kind == ActionKind.ARCHIVE,
                      metadata=action.metadata)
+        except OutOfTimeError as exc:
+            raise _OutOfTime from exc
         except PleoRequestError as exc:
             if exc.status == 404 and action.kind == ActionKind.ARCHIVE:
-                self._settle(group, Outcome.APPLIED)  # gone from Pleo: nothing left to archive
+                self._applied(group)  # gone from Pleo: nothing left to archive
             else:
                 self._settle_dead(group, [exc.message])
             return
         except PleoError as exc:
             raise _TenantUnavailable from exc
-        self._settle(group, Outcome.APPLIED)
+        self._applied(group)
 
     def _check_time(self) -> None:
-        if self.time_left() <= 0:
-            raise _TenantUnavailable("not sent: the writer's time ran out")
+        if self.deadline.left() <= 0:
+            raise _OutOfTime("not sent: the writer's time ran out")
 
-    def _settle(self, group: list[tuple[Record, ActionMessage]], outcome: Outcome) -> None:
+    # -- outcomes ------------------------------------------------------------------------
+
+    def _applied(self, group: list[Item]) -> None:
         for record, _ in group:
-            self.report.outcomes[record.message_id] = outcome
-        if outcome == Outcome.APPLIED:
-            message = group[0][1]
-            self.report.applied[message.action.kind] += 1
-            self.report.count(message, message.action.kind)
+            self.report.outcomes[record.message_id] = Outcome.APPLIED
+        message = group[0][1]
+        self.report.applied[message.action.kind] = self.report.applied.get(message.action.kind, 0) + 1
+        self.report.count(message, str(message.action.kind))
 
-    def _settle_dead(self, group: list[tuple[Record, ActionMessage]], reasons: list[str]) -> None:
+    def _settle_dead(self, group: list[Item], reasons: list[str]) -> None:
         self._dead([record for record, _ in group], DeadLetter(reasons=reasons, message=group[0][1]))
 
     def _dead(self, records: list[Record], letter: DeadLetter) -> None:
@@ -273,7 +387,35 @@ class Writer:
         for record in records:
             self.report.outcomes[record.message_id] = Outcome.DEAD
 
-    def _retry_unsettled(self, group: list[tuple[Record, ActionMessage]], problem: str) -> None:
+    def _leave(self, group: list[Item], outcome: Outcome, problem: str) -> None:
+        """Hand unsettled items back to the queue (RETRY or LEFTOVER); settled ones keep their outcome."""
         for record, _ in group:
-            if self.report.outcomes.setdefault(record.message_id, Outcome.RETRY) == Outcome.RETRY:
+            if self.report.outcomes.setdefault(record.message_id, outcome) in RETURNED:
+                self.report.outcomes[record.message_id] = outcome
                 self.report.retry_reasons.setdefault(record.message_id, problem)
+
+    def _give_up_on_last_deliveries(self, items: list[Item]) -> None:
+        if self.max_receive_count is None:
+            return
+        for record, message in items:
+            if self.report.outcomes.get(record.message_id) == Outcome.RETRY \
+                    and record.receive_count >= self.max_receive_count:
+                problem = self.report.retry_reasons.get(record.message_id, "transient error")
+                reason = f"still failing after {record.receive_count} deliveries (transient errors): {problem}"
+                self._dead([record], DeadLetter(reasons=[reason], message=message))
+
+    def _hand_back_leftovers(self, items: list[Item]) -> None:
+        """Leftovers come back within seconds, not after the visibility timeout; one on what would be its last
+        delivery is queued afresh (and this copy settled), so running out of time never dead-letters it."""
+        leftovers = [(record, message) for record, message in items
+                     if self.report.outcomes.get(record.message_id) == Outcome.LEFTOVER]
+        last = self.max_receive_count or 0
+        fresh = [(record, message) for record, message in leftovers if last and record.receive_count >= last]
+        if fresh:
+            self.queue.requeue([(record.body, message) for record, message in fresh])
+            for record, _ in fresh:
+                self.report.outcomes[record.message_id] = Outcome.REQUEUED
+        later = [record.receipt_handle for record, _ in leftovers
+                 if self.report.outcomes[record.message_id] == Outcome.LEFTOVER and record.receipt_handle]
+        if later:
+            self.queue.later(later, self.leftover_visibility_seconds)
