@@ -268,7 +268,7 @@ def test_approval_answers_404_409_for_what_cannot_be_approved(world):
     body, headers = approval(run_id)
     assert world["hook"].approve_run("acme", run_id, body, headers, time.time()).status == 200
     assert world["hook"].approve_run("acme", run_id, body, headers, time.time()).status == 409  # replayed
-    again = world["hook"].approve_run("acme", run_id, body, signed(body, at=time.time() - 1), time.time())
+    again = world["hook"].approve_run("acme", run_id, body, signed(body, at=time.time() + 1), time.time())  # new
     assert again.status == 409 and "nothing to approve" in again.body["message"]
     assert len(queued(world)) == 2  # queued once
 
