@@ -61,7 +61,8 @@ READERS = {
     keys.source_key: {"DiffFunction"},
     keys.target_key: {"DiffFunction"},
     keys.manifest_key: {"DiffFunction"},
-    keys.plan_key: {"WebhookFunction"},  # approving a run queues the archives its plan held
+    # Approving a run queues the archives its plan held; a retried diff finishes queueing a stored plan.
+    keys.plan_key: {"WebhookFunction", "DiffFunction"},
     keys.report_key: set(),
 }
 

@@ -185,7 +185,8 @@ def test_list_disable_enable_and_remove(stack, files, capsys):
     assert command(capsys, "tenants", "enable", "acme")[0] == 0 and len(store.enabled()) == 2
     assert "no tenant 'nope' in the stack coa-sync" in refused(capsys, "tenants", "disable", "nope")
 
-    runs.start(ledger, RunRequest(tenant_id="acme", trigger="cli"), "20261123T120000Z-0000aaaa")
+    runs.start(ledger, RunRequest(tenant_id="acme", trigger="cli", run_id="20261123T120000Z-0000aaaa"), 3600,
+               lambda record: None)
     assert "tenant 'acme' has run 20261123T120000Z-0000aaaa in progress" in refused(capsys, "tenants", "remove",
                                                                                      "acme")
     runs.fail(ledger, ledger.get("acme", "20261123T120000Z-0000aaaa"), "stopped", lambda record: None)
@@ -209,8 +210,9 @@ def test_status_shows_each_tenants_last_run_what_needs_approval_the_dlq_and_reco
     plan = Plan(actions=[], noop=3, held=held, held_reason="the source has no active accounts")
     for run_id, dry_run in (("20261123T120000Z-0000aaaa", False), ("20261123T130000Z-0000bbbb", True)):
         SnapshotStore(stack["SnapshotBucketName"]).put(plan_key("acme", run_id), plan)
-        runs.start(ledger, RunRequest(tenant_id="acme", trigger="schedule", dry_run=dry_run), run_id)
-        runs.planned(ledger, "acme", run_id, plan, dry_run=dry_run, finished=lambda record: None)
+        record = runs.start(ledger, RunRequest(tenant_id="acme", trigger="schedule", dry_run=dry_run, run_id=run_id),
+                            3600, lambda record: None, company_id="c")
+        runs.planned(ledger, record, plan, dry_run=dry_run, finished=lambda record: None)
     DeadLetterQueue(stack["ActionsDeadLetterQueueUrl"]).send(DeadLetter(reasons=["NAME_EMPTY"], message=ActionMessage(
         tenant_id="acme", run_id="20261123T120000Z-0000aaaa", action=held[0])))
     PleoConnections(table).mark_needs_reauth("beta", "invalid_grant")  # as a refused token refresh marks it
