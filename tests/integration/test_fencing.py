@@ -117,7 +117,7 @@ def test_archives_queued_by_an_interrupted_run_are_not_applied_once_the_source_r
     guard = ArchiveGuard(min_archives=1000)  # this tenant allows mass archives
     write_csv(chart, [(f"e{n}", "", f"E {n}", False) for n in range(100)] + [kept])  # 100 deactivated
     with pytest.raises(KeyboardInterrupt):  # Ctrl-C once the plan is queued, before the writer starts
-        command(state, emulator, COMPANY_A, str(chart), progress=interrupt_at("diff:"), guard=guard)
+        command(state, emulator, COMPANY_A, str(chart), progress=interrupt_at("diff:", after=2), guard=guard)
 
     write_csv(chart, [(f"e{n}", "", f"E {n}", True) for n in range(100)] + [kept])  # restored in the source
     second = command(state, emulator, COMPANY_A, str(chart), guard=guard)

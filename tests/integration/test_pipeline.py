@@ -197,7 +197,7 @@ def test_reconcile_updates_an_existing_account_that_differs(emulator, make_runne
     runner = make_runner(write_csv(tmp_path / "chart.csv", [("e1", "1", "Wanted", True)]))
 
     def someone_creates_it(message: str) -> None:  # in Pleo, archived and named otherwise, once the plan is made
-        if message.startswith("diff:"):
+        if message.startswith("diff: 1 create"):
             created = httpx.post(f"{emulator.url}/v1/chart-of-accounts", auth=(API_KEY, ""), json={
                 "companyId": COMPANY, "externalId": "e1", "code": "1", "name": "Other", "archived": True})
             assert created.status_code == 201
