@@ -65,7 +65,8 @@ def test_a_1500_account_chart_converges_in_one_command_under_every_aws_fault_and
     assert active == {external_id: name for external_id, _, name, _ in chart}
 
 
-def test_ctrl_c_then_a_sync_of_another_company_lands_nothing_of_the_first_in_it(emulator, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_a_stopped_sync_then_a_sync_of_another_company_lands_nothing_of_the_first_in_it(emulator, tmp_path, stop):
     company_b = str(uuid.UUID(int=0xB))
     emulator.add_company(COMPANY, api_keys=[API_KEY])
     emulator.add_company(company_b, api_keys=[api_key_for(company_b)])
@@ -76,11 +77,11 @@ def test_ctrl_c_then_a_sync_of_another_company_lands_nothing_of_the_first_in_it(
     with subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True) as first:
         assert first.stderr is not None
         for line in first.stderr:
-            if line.startswith("[coa-sync] writer:"):  # the first batch is in Pleo: press Ctrl-C
-                first.send_signal(signal.SIGINT)
+            if line.startswith("[coa-sync] writer:"):  # the first batch is in Pleo: press Ctrl-C, or kill -9
+                first.send_signal(stop)
                 break
         first.communicate(timeout=60)
-    assert first.returncode == 130
+    assert first.returncode == (130 if stop == signal.SIGINT else -signal.SIGKILL)
     landed_in_a = {a["externalId"] for a in emulator.accounts(COMPANY)}
     assert 1000 <= len(landed_in_a) < 3000
 
