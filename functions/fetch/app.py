@@ -56,7 +56,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             request,
             tenants.get(request.tenant_id),
             read_source=lambda source: wiring.source_snapshot(source, files),
-            read_pleo=lambda tenant: wiring.pleo_snapshot(settings, tenant, observe_pleo, deadline),
+            read_target=lambda tenant: wiring.target_snapshot(settings, tenant, observe_pleo, deadline),
             files=files,
             ledger=ledger,
             finished=finished,

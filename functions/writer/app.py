@@ -1,4 +1,5 @@
-"""writer λ: apply queued actions to Pleo; creates in batches of up to 1000, PUT for the rest."""
+"""writer λ: apply queued actions to each tenant's target (Pleo by default); creates in batches of up to
+1000 (the target's max_batch), one request for each of the rest."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deadline = Deadline.of(context.get_remaining_time_in_millis, WRAP_UP_SECONDS)
     writer = Writer(
         tenant=tenants.get,
-        pleo_for=lambda tenant: wiring.pleo_client(settings, tenant, observe_pleo, deadline),
+        target_for=lambda tenant: wiring.target_client(settings, tenant, observe_pleo, deadline),
         dead_letters=dead_letters,
         fences=ledger,
         queue=actions,

@@ -15,11 +15,12 @@ import time
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from coa_sync.adapters.pleo import PleoError, PleoRequestError
 from coa_sync.adapters.pleo_connection import PleoConnections
 from coa_sync.connectors import ConnectorError, ConnectorRequestError
-from coa_sync.models import ArchiveGuard, FileSource, SourceConfig, Tenant
+from coa_sync.models import ArchiveGuard, FileSource, PleoTarget, SourceConfig, TargetConfig, Tenant
 from coa_sync.sources import SourceFormatError, check_readable
 from coa_sync.tokens import ReauthRequired
 from pydantic import ValidationError
@@ -34,6 +35,8 @@ from coa_sync_local.signals import stopping_on_signals
 from coa_sync_local.state import LocalState, default_directory
 
 DEMO_COMPANY = "12abc3d4-e567-890e-1234-abc56e78fabc"
+# The functions' settings name a Pleo URL, as deployed; a run whose target is another system never calls it.
+NO_PLEO = "http://127.0.0.1:9"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,9 +97,9 @@ def _add_run_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--source", type=Path, metavar="FILE",
                          help="CSV or JSON with externalId,code,name,active[,taxCodeExternalId] "
                               "(for --source-kind file, the default)")
-    command.add_argument("--pleo-url", required=True, type=arguments.http_url, metavar="URL",
-                         help="Pleo API base URL")
-    command.add_argument("--company-id", required=True, type=arguments.text, metavar="ID", help="Pleo companyId")
+    command.add_argument("--pleo-url", type=arguments.http_url, metavar="URL",
+                         help="Pleo API base URL (required unless --target-kind names another system)")
+    command.add_argument("--company-id", type=arguments.text, metavar="ID", help="Pleo companyId (idem)")
     pleo_options.add_arguments(command.add_argument_group("Pleo credentials", pleo_options.HELP))
     command.add_argument("--tenant", default="local", type=arguments.tenant_id,
                          help="tenant id used for this run's files (default: local)")
@@ -124,10 +127,14 @@ def _add_state_argument(command: argparse.ArgumentParser) -> None:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    try:
-        credentials, token_store = pleo_options.credentials(args)
-    except ValueError as exc:
-        raise UsageError(str(exc), code="usage") from None
+    target, target_credentials = _target(args)
+    credentials, token_store = {}, None
+    if target is None:
+        try:
+            credentials, token_store = pleo_options.credentials(args)
+        except ValueError as exc:
+            raise UsageError(str(exc), code="usage") from None
+    destination = {"target": target, "target_credentials": target_credentials}
     if source_options.wants_api_source(args):
         if args.source:
             raise UsageError("give --source FILE for a file, or --source-kind/--source-config, not both",
@@ -137,13 +144,28 @@ def _sync(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc), code="bad_source") from None
         return _run(source, args.pleo_url, args.company_id, credentials, args.tenant, args,
-                    archive_guard=_archive_guard(args), source_credentials=source_credentials, token_store=token_store)
+                    archive_guard=_archive_guard(args), source_credentials=source_credentials, token_store=token_store,
+                    **destination)
     if args.source is None:
         raise UsageError("--source FILE is required (or --source-kind thredfi|dualentry|stackone)", code="usage",
                          option="--source")
     _check_source(args.source)
     return _run(args.source.resolve(), args.pleo_url, args.company_id, credentials, args.tenant, args,
-                archive_guard=_archive_guard(args), token_store=token_store)
+                archive_guard=_archive_guard(args), token_store=token_store, **destination)
+
+
+def _target(args: argparse.Namespace) -> tuple[TargetConfig | None, dict[str, Any] | None]:
+    """Another system as the target (with its credentials), or None for Pleo, which needs its URL and company."""
+    if not source_options.wants_api_target(args):
+        for option, value in (("--pleo-url", args.pleo_url), ("--company-id", args.company_id)):
+            if value is None:
+                raise UsageError(f"{option} is required (or --target-kind thredfi|dualentry|stackone)",
+                                 code="usage", option=option)
+        return None, None
+    try:
+        return source_options.target_from_args(args)
+    except ValueError as exc:
+        raise UsageError(str(exc), code="bad_target") from None
 
 
 def _connect(args: argparse.Namespace) -> int:
@@ -230,23 +252,28 @@ def _check_source(path: Path) -> None:
         raise UsageError(str(exc), code="bad_source", option="--source") from None
 
 
-def _run(source: Path | SourceConfig, pleo_url: str, company_id: str, credentials: dict[str, str], tenant_id: str,
-         args: argparse.Namespace, *, archive_guard: ArchiveGuard | None = None,
-         source_credentials: dict[str, str] | None = None, token_store: FileTokenStore | None = None) -> int:
-    """One run, reported as `args` ask (--dry-run, --json, --full, --verbose, --state-dir)."""
-    tenant = Tenant(tenant_id=tenant_id, company_id=company_id, pleo_secret_name=f"coa-sync/{tenant_id}/pleo",
+def _run(source: Path | SourceConfig, pleo_url: str | None, company_id: str | None, credentials: dict[str, str],
+         tenant_id: str, args: argparse.Namespace, *, archive_guard: ArchiveGuard | None = None,
+         source_credentials: dict[str, str] | None = None, token_store: FileTokenStore | None = None,
+         target: TargetConfig | None = None, target_credentials: dict[str, Any] | None = None) -> int:
+    """One run, reported as `args` ask (--dry-run, --json, --full, --verbose, --state-dir); into Pleo, or into
+    `target`."""
+    to_pleo = target is None
+    tenant = Tenant(tenant_id=tenant_id, company_id=company_id,
+                    pleo_secret_name=f"coa-sync/{tenant_id}/pleo" if to_pleo else None,
                     source=FileSource(uri=str(source)) if isinstance(source, Path) else source,
-                    archive_guard=archive_guard)
+                    target=target or PleoTarget(), archive_guard=archive_guard)
     # The report shows every row only with --full: a large plan is not read back whole otherwise.
     faults, seed = _faults(args)
-    options = RunnerOptions(pleo_url=pleo_url, show_function_output=log_output.functions_print(args),
+    options = RunnerOptions(pleo_url=pleo_url or NO_PLEO, show_function_output=log_output.functions_print(args),
                             plan_rows=None if getattr(args, "full", False) else SHOWN_ROWS,
                             aws_faults=faults, aws_faults_seed=seed)
     with LocalState(args.state_dir or default_directory()) as state, \
             LocalRunner(options, progress=_progress, state=state) as runner:
         if token_store is not None:  # needs_reauth shows in `coa-sync runs` and `show` too
             token_store.on_needs_reauth = lambda reason: PleoConnections(TABLE).mark_needs_reauth(tenant_id, reason)
-        runner.add_tenant(tenant, credentials, source_credentials, token_store=token_store)
+        runner.add_tenant(tenant, credentials, source_credentials, token_store=token_store,
+                          target_credentials=target_credentials)
         try:
             result = runner.run(tenant_id, dry_run=getattr(args, "dry_run", False))
         except (ReauthRequired, OAuthFileError) as exc:
@@ -262,7 +289,8 @@ def _run(source: Path | SourceConfig, pleo_url: str, company_id: str, credential
         except ConnectorError as exc:
             raise UsageError(f"the accounting system could not be read: {exc}", code="source_unreachable") from None
     _print(result, args.json, getattr(args, "full", False))
-    incomplete = result.failed or result.plan.errors or result.record.held or result.pending
+    incomplete = result.failed or result.plan.errors or result.record.held or result.record.unsupported \
+        or result.pending
     return EXIT_INCOMPLETE if incomplete else EXIT_OK
 
 

@@ -35,10 +35,10 @@ def plan_table(result: RunResult, full: bool = False) -> str:
                f"{counts.archive} to archive, {counts.noop} unchanged.")
     if len(rows) > 1:
         lines = [table(rows)]
-    elif plan.held or plan.errors:
+    elif plan.held or plan.errors or plan.unsupported:
         lines = ["Nothing to apply now; see what is held back or set aside below."]
     else:
-        lines = ["No changes: Pleo already matches the source."]
+        lines = [f"No changes: {target_name(result)} already matches the source."]
     if per_kind is not None:
         summary += " Only the first rows of each kind are shown: --full shows all, and the run's plan.json.gz has them."
     lines.append(summary)
@@ -46,6 +46,11 @@ def plan_table(result: RunResult, full: bool = False) -> str:
         lines.append(f"Archives held back: {plan.held_reason}.")
         lines.extend(first([f"  = archive {a.external_id} ({a.desired.name})" for a in plan.held], full,
                            result.record.held))
+    if plan.unsupported:
+        lines.append(f"{result.record.unsupported} action(s) not taken, unsupported by the target:")
+        lines.extend(f"  {reason}" for reason in plan.unsupported_reasons.values())
+        lines.extend(first([f"  # {a.kind.value} {a.external_id} ({a.desired.name})" for a in plan.unsupported],
+                           full, result.record.unsupported))
     if plan.errors:
         lines.append(f"{len(plan.errors)} item(s) set aside:")
         lines.extend(first([f"  ! {error}" for error in plan.errors], full))
@@ -53,6 +58,11 @@ def plan_table(result: RunResult, full: bool = False) -> str:
         lines.append(f"{len(plan.notes)} note(s) on how the source was read:")
         lines.extend(first([f"  * {note}" for note in plan.notes], full))
     return "\n".join(lines)
+
+
+def target_name(result: RunResult) -> str:
+    kind = result.manifest.target_kind
+    return {"pleo": "Pleo", "dualentry": "DualEntry", "stackone": "StackOne"}.get(kind, kind.capitalize())
 
 
 def first(lines: list[str], full: bool = False, total: int | None = None) -> list[str]:
@@ -84,7 +94,7 @@ def queue_lines(result: RunResult) -> list[str]:
 
 def _outcome(result: RunResult) -> str:
     if result.manifest.dry_run:
-        return f"Dry run {result.run_id}: nothing was changed in Pleo."
+        return f"Dry run {result.run_id}: nothing was changed in {target_name(result)}."
     applied = result.applied
     lines = [
         f"Run {result.run_id}: applied {applied.create} create, {applied.unarchive} unarchive, "

@@ -122,6 +122,10 @@ class RunResult:
             "errors": [error.model_dump() for error in self.plan.errors],
             "notes": [note.model_dump() for note in self.plan.notes],
             "held": {"archive": self.record.held, "reason": self.plan.held_reason},
+            "unsupported": {"count": self.record.unsupported,
+                            "reasons": {str(kind): reason for kind, reason in self.plan.unsupported_reasons.items()},
+                            "actions": [{"externalId": a.external_id, "action": str(a.kind)}
+                                        for a in self.plan.unsupported]},
             "pending": self.pending,
             "superseded": self.superseded,
             "queued": [{"tenantId": tenant, "runId": run, "actions": count}
@@ -331,8 +335,10 @@ class LocalRunner:
         return attributes["Attributes"]["QueueArn"]
 
     def add_tenant(self, tenant: Tenant, credentials: dict[str, str],
-                   source_credentials: dict[str, str] | None = None, token_store: TokenStore | None = None) -> None:
-        """Register a tenant and keep its Pleo (and accounting-system) credentials in (moto's) Secrets Manager.
+                   source_credentials: dict[str, str] | None = None, token_store: TokenStore | None = None,
+                   target_credentials: dict[str, Any] | None = None) -> None:
+        """Register a tenant and keep its Pleo (or target system's) and accounting-system credentials in (moto's)
+        Secrets Manager.
 
         With a `token_store` (`--pleo-oauth FILE.json`), the tenant's OAuth tokens are read from and
         rotated into that store, not the secret (which then only says the tenant uses OAuth).
@@ -340,9 +346,12 @@ class LocalRunner:
         if token_store is not None:
             wiring.token_stores[tenant.pleo_secret_name] = token_store
             self._stack.callback(wiring.token_stores.pop, tenant.pleo_secret_name, None)
-        self.set_pleo_credentials(tenant, credentials)
+        if tenant.pleo_secret_name is not None:
+            self.set_pleo_credentials(tenant, credentials)
         if source_credentials is not None:
             _put_secret(tenant.source.secret_name, source_credentials)  # type: ignore[union-attr]  # API sources
+        if target_credentials is not None:
+            _put_secret(tenant.target.secret_name, target_credentials)  # type: ignore[union-attr]  # API targets
         TenantStore(TABLE).put(tenant)
 
     def set_pleo_credentials(self, tenant: Tenant, credentials: dict[str, str]) -> None:
@@ -427,25 +436,26 @@ class LocalRunner:
         )
 
     def _plan(self, files: SnapshotStore, key: str, record: RunRecord) -> Plan:
-        """The run's plan, with at most `plan_rows` actions of each kind and held archives (see RunnerOptions)."""
+        """The run's plan, with at most `plan_rows` actions of each kind, held archives and unsupported actions
+        (see RunnerOptions)."""
         rows = self.options.plan_rows
         if rows is None:
             return files.get(key, Plan)
-        planned = record.planned_actions
+        planned, held = record.planned_actions, record.held
         seen, shown = 0, Counter[str]()
 
         def first_rows(item: dict[str, Any]) -> dict[str, Any] | None:
-            # Plan's JSON lists its actions, then its held archives: the first `planned` actions are the former.
+            # Plan's JSON lists its actions, then its held archives, then the unsupported actions.
             nonlocal seen
             if "kind" not in item or "desired" not in item:
                 return item
             seen += 1
-            group = item["kind"] if seen <= planned else "held"
+            group = item["kind"] if seen <= planned else "held" if seen <= planned + held else "unsupported"
             shown[group] += 1
             return item if shown[group] <= rows else None
 
         document = json.loads(zlib.decompress(files.read_bytes(key), wbits=zlib.MAX_WBITS | 16), object_hook=first_rows)
-        for name in ("actions", "held"):
+        for name in ("actions", "held", "unsupported"):
             document[name] = [action for action in document[name] if action is not None]
         return Plan.model_validate(document)
 

@@ -1,12 +1,17 @@
-"""The CLI's accounting-system options: a tenant's source config and credentials from flags or a file,
-and the demo's built-in accounting-system emulators.
+"""The CLI's accounting-system options: a tenant's source (and target) config and credentials from flags or
+a file, and the demo's built-in accounting-system emulators.
 
     coa-sync sync --source-kind thredfi --source-url URL --source-setting businessId=UUID \\
                   --source-credential partnerUuid=UUID --source-credential apiKey=KEY ...
     coa-sync sync --source-config tenant.json ...   # {"source": {...}, "sourceCredentials": {...}}
+    coa-sync sync --source-kind dualentry ... --target-kind thredfi --target-url URL ...   # a copy, not to Pleo
+    coa-sync sync ... --target-config tenant.json   # {"target": {...}, "targetCredentials": {...}}
 
-Flags override the file. The source's `secretName` defaults to coa-sync/{tenant}/{kind}: the
-runner keeps the credentials in (moto's) Secrets Manager under it, as a deployment would.
+The target's options mirror the source's (--target-kind, --target-config, --target-url,
+--target-setting, --target-credential); without them the target is Pleo. Flags override the file.
+An API system's `secretName` defaults to coa-sync/{tenant}/{kind} (coa-sync/{tenant}/target-{kind}
+for a target): the runner keeps the credentials in (moto's) Secrets Manager under it, as a
+deployment would.
 """
 
 from __future__ import annotations
@@ -20,14 +25,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coa_sync.models import SOURCE_KINDS, SourceConfig
+from coa_sync.models import SOURCE_KINDS, TARGET_KINDS, SourceConfig, TargetConfig
 from pydantic import TypeAdapter, ValidationError
 
 if TYPE_CHECKING:
     from coa_sync_local.emulators._base import EmulatorBase
 
 API_KINDS = tuple(kind for kind in SOURCE_KINDS if kind != "file")
-_SOURCE = TypeAdapter(SourceConfig)
+_CONFIGS: dict[str, TypeAdapter[Any]] = {"source": TypeAdapter(SourceConfig), "target": TypeAdapter(TargetConfig)}
+_SOURCE = _CONFIGS["source"]
 
 
 def add_arguments(sync: argparse.ArgumentParser) -> None:
@@ -42,53 +48,83 @@ def add_arguments(sync: argparse.ArgumentParser) -> None:
                             "companyId=ID (stackone); rateLimitPerMinute=N rateLimitBurst=N (a raised API key limit)")
     group.add_argument("--source-credential", action="append", default=[], metavar="KEY=VALUE",
                        help="a credential: partnerUuid=, apiKey= (thredfi); apiKey= (dualentry, stackone)")
+    group = sync.add_argument_group("target (default: Pleo, with --pleo-url and --company-id)")
+    group.add_argument("--target-kind", choices=TARGET_KINDS, default=None,
+                       help="where the chart goes: another accounting system (actions it cannot take are reported "
+                            "as unsupported by the target; stackone takes none)")
+    group.add_argument("--target-config", type=Path, metavar="FILE.json",
+                       help='tenant config: {"target": {"kind", "baseUrl", ...}, "targetCredentials": {...}}')
+    group.add_argument("--target-url", metavar="URL", help="the target system's API base URL")
+    group.add_argument("--target-setting", action="append", default=[], metavar="KEY=VALUE",
+                       help="a target setting, as --source-setting")
+    group.add_argument("--target-credential", action="append", default=[], metavar="KEY=VALUE",
+                       help="a target credential, as --source-credential")
 
 
 def wants_api_source(args: argparse.Namespace) -> bool:
     return bool(args.source_config or (args.source_kind and args.source_kind != "file"))
 
 
+def wants_api_target(args: argparse.Namespace) -> bool:
+    return bool(args.target_config or (args.target_kind and args.target_kind != "pleo"))
+
+
 def source_from_args(args: argparse.Namespace) -> tuple[SourceConfig, dict[str, Any]]:
     """The source config and credentials the flags (over the --source-config file) describe; ValueError if bad."""
-    settings, credentials = read_config(args.source_config) if args.source_config else ({}, {})
-    if args.source_kind:
-        settings["kind"] = args.source_kind
-    if args.source_url:
-        settings["baseUrl"] = args.source_url
-    settings.update(_pairs(args.source_setting, "--source-setting"))
-    credentials.update(_pairs(args.source_credential, "--source-credential"))
+    return _from_args(args, "source")
+
+
+def target_from_args(args: argparse.Namespace) -> tuple[TargetConfig, dict[str, Any]]:
+    """The target config and credentials the flags (over the --target-config file) describe; ValueError if bad."""
+    return _from_args(args, "target")
+
+
+def _from_args(args: argparse.Namespace, role: str) -> tuple[Any, dict[str, Any]]:
+    path = getattr(args, f"{role}_config")
+    settings, credentials = read_config(path, role) if path else ({}, {})
+    if getattr(args, f"{role}_kind"):
+        settings["kind"] = getattr(args, f"{role}_kind")
+    if getattr(args, f"{role}_url"):
+        settings["baseUrl"] = getattr(args, f"{role}_url")
+    settings.update(_pairs(getattr(args, f"{role}_setting"), f"--{role}-setting"))
+    credentials.update(_pairs(getattr(args, f"{role}_credential"), f"--{role}-credential"))
     kind = settings.get("kind")
     if kind not in API_KINDS:
-        raise ValueError(f"the source kind must be one of {', '.join(API_KINDS)} here, not {kind!r}")
-    settings.setdefault("secretName", f"coa-sync/{args.tenant}/{kind}")
-    config = validated(settings)
+        raise ValueError(f"the {role} kind must be one of {', '.join(API_KINDS)} here, not {kind!r}")
+    settings.setdefault("secretName", f"coa-sync/{args.tenant}/{kind}" if role == "source"
+                        else f"coa-sync/{args.tenant}/target-{kind}")
+    config = validated(settings, role)
     if not credentials:
-        raise ValueError(f"{kind} needs credentials: --source-credential KEY=VALUE or sourceCredentials in "
-                         "--source-config")
+        raise ValueError(f"{kind} needs credentials: --{role}-credential KEY=VALUE or {role}Credentials in "
+                         f"--{role}-config")
     return config, credentials
 
 
-def read_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A tenant config file's source settings and credentials: {"source": {...}, "sourceCredentials": {...}}."""
+def read_config(path: Path, role: str = "source") -> tuple[dict[str, Any], dict[str, Any]]:
+    """A tenant config file's settings and credentials for `role`: {"source": {...}, "sourceCredentials": {...}}
+    (or "target" and "targetCredentials")."""
     try:
         document = json.loads(path.read_text())
     except OSError as exc:
         raise ValueError(f"cannot read {path}: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}:{exc.lineno}: not JSON: {exc.msg}") from None
-    if not isinstance(document, dict) or not isinstance(document.get("source", {}), dict) \
-            or not isinstance(document.get("sourceCredentials") or {}, dict):
-        raise ValueError(f"{path}: expected an object with a 'source' object (and a 'sourceCredentials' object)")
-    return dict(document.get("source", {})), dict(document.get("sourceCredentials") or {})
+    secrets = f"{role}Credentials"
+    if not isinstance(document, dict) or not isinstance(document.get(role, {}), dict) \
+            or not isinstance(document.get(secrets) or {}, dict):
+        raise ValueError(f"{path}: expected an object with a '{role}' object (and a '{secrets}' object)")
+    return dict(document.get(role, {})), dict(document.get(secrets) or {})
 
 
-def validated(settings: dict[str, Any]) -> SourceConfig:
-    """Source settings as the functions read them (coa_sync.models.SourceConfig); ValueError naming each problem."""
+def validated(settings: dict[str, Any], role: str = "source") -> Any:
+    """Settings as the functions read them (coa_sync.models.SourceConfig or TargetConfig); ValueError naming
+    each problem."""
     try:
-        return _SOURCE.validate_python(settings)
+        return _CONFIGS[role].validate_python(settings)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'source'}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"{settings.get('kind', 'file')} source settings: {problems}") from None
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or role}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"{settings.get('kind', 'file' if role == 'source' else 'pleo')} {role} settings: "
+                         f"{problems}") from None
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
@@ -165,4 +201,4 @@ def _emulator(kind: str) -> type[EmulatorBase]:
 
 
 __all__ = ["API_KINDS", "add_arguments", "demo_shape", "demo_source", "read_config", "source_from_args",
-           "validated", "wants_api_source"]
+           "target_from_args", "validated", "wants_api_source", "wants_api_target"]

@@ -3,6 +3,7 @@
     coa-sync tenants add TENANT --stack NAME --company-id ID (--source s3://BUCKET/sources/... |
                      --source-config FILE.json) [--pleo-api-key-from SOURCE | --pleo-token-from SOURCE |
                      --connect-by-oauth]
+                     [--target-config FILE.json [--target-credentials-from SOURCE]]   (instead of Pleo)
                      [--webhook-secret-from SOURCE] [--source-credentials-from SOURCE] ...
     coa-sync tenants list | show TENANT | disable TENANT | enable TENANT | remove TENANT   [--stack NAME]
     coa-sync tenants connect-link TENANT --stack NAME [--expires-in HOURS]   (Pleo by OAuth 2.0)
@@ -45,6 +46,7 @@ SECRET_RECOVERY_DAYS = 7  # a removed tenant's secrets can be restored (or the t
 STATUS_RUNS = 20  # the runs `status` reads per tenant to find its latest live one
 # Where each Tenant field comes from on the command line, for messages.
 OPTIONS = {"tenant_id": "TENANT", "company_id": "--company-id", "source": "--source/--source-config",
+           "target": "--target-config",
            "archive_guard": "--archive-guard-min/--archive-guard-percent"}
 SOURCE_HELP = "prompt (the terminal, not echoed), - (stdin) or a file"
 
@@ -55,7 +57,8 @@ def add_commands(commands: Any) -> None:
     group = tenants.add_subparsers(required=True, metavar="ACTION")
     add = command(group, "add", "register a tenant: its item in the tenants table and its secrets", _add)
     add.add_argument("tenant_id", metavar="TENANT", help="letters, digits, _ . - (at most 64)")
-    add.add_argument("--company-id", required=True, metavar="ID", help="the tenant's Pleo companyId")
+    add.add_argument("--company-id", metavar="ID", help="the tenant's Pleo companyId (required unless "
+                                                        "--target-config names another system)")
     where = add.add_mutually_exclusive_group(required=True)
     where.add_argument("--source", metavar="URI", help="its chart of accounts file: s3://BUCKET/sources/...")
     where.add_argument("--source-config", type=Path, metavar="FILE.json",
@@ -73,6 +76,12 @@ def add_commands(commands: Any) -> None:
     add.add_argument("--source-credentials-from", metavar="SOURCE",
                      help=f"the accounting system's credentials as a JSON object: {SOURCE_HELP} "
                           "(default: sourceCredentials in --source-config)")
+    add.add_argument("--target-config", type=Path, metavar="FILE.json",
+                     help='another system as the target, instead of Pleo: {"target": {"kind", ...}, '
+                          '"targetCredentials": {...}}')
+    add.add_argument("--target-credentials-from", metavar="SOURCE",
+                     help=f"the target system's credentials as a JSON object: {SOURCE_HELP} "
+                          "(default: targetCredentials in --target-config)")
     add.add_argument("--archive-guard-min", type=int, metavar="MIN", help="its own mass-archive limit (default: "
                                                                           "the stack's)")
     add.add_argument("--archive-guard-percent", type=float, metavar="PERCENT")
@@ -99,30 +108,36 @@ def add_commands(commands: Any) -> None:
 
 def _add(args: argparse.Namespace) -> int:
     if [args.pleo_api_key_from, args.pleo_token_from, args.webhook_secret_from,
-            args.source_credentials_from].count("-") > 1:
+            args.source_credentials_from, args.target_credentials_from].count("-") > 1:
         raise UsageError("only one secret can come from stdin (-): give the others as files or prompts")
     with open_deployment(args) as deployment:
         secrets, prefix = _stack_only(deployment, "tenants add")
         source, source_credentials = _source(args, deployment, prefix)
-        names = {"pleo": f"{prefix}{args.tenant_id}/pleo"}
+        target, target_credentials = _target(args, prefix)
+        to_pleo = target is None
+        names = {"pleo": f"{prefix}{args.tenant_id}/pleo"} if to_pleo else {}
         if args.webhook_secret_from:
             names["webhook"] = f"{prefix}{args.tenant_id}/webhook"
-        tenant = _tenant(tenant_id=args.tenant_id, company_id=args.company_id, pleo_secret_name=names["pleo"],
+        tenant = _tenant(tenant_id=args.tenant_id, company_id=args.company_id, pleo_secret_name=names.get("pleo"),
                          source=source, enabled=not args.disabled, webhook_secret_name=names.get("webhook"),
-                         archive_guard=_guard(args))
+                         archive_guard=_guard(args), **({} if to_pleo else {"target": target}))
         if not args.replace and deployment.tenants.item(tenant.tenant_id):
             raise UsageError(f"tenant {tenant.tenant_id!r} already exists in the {deployment.name}: see coa-sync "
                                f"tenants show {tenant.tenant_id}; --replace overwrites it")
-        values = {} if args.connect_by_oauth else {names["pleo"]: _pleo_credentials(args)}
+        values = {} if args.connect_by_oauth or not to_pleo else {names["pleo"]: _pleo_credentials(args)}
         if "webhook" in names:
             values[names["webhook"]] = {"secret": _webhook_secret(args.webhook_secret_from)}
         if isinstance(source, ApiSource):
-            values[source.secret_name] = _source_credentials(args, source_credentials, tenant.source.kind)
+            values[source.secret_name] = _credentials(args.source_credentials_from, source_credentials,
+                                                      tenant.source.kind, "source")
+        if isinstance(target, ApiSource):
+            values[target.secret_name] = _credentials(args.target_credentials_from, target_credentials, target.kind,
+                                                      "target")
         written = {name: _write_secret(secrets, name, value, tenant.tenant_id) for name, value in values.items()}
         if not deployment.tenants.put(tenant, replace=args.replace):
             raise UsageError(f"tenant {tenant.tenant_id!r} was added by someone else meanwhile: look again")
     lines = [f"Tenant {tenant.tenant_id} {'replaced in' if args.replace else 'added to'} the {deployment.name}"
-             f"{'' if tenant.enabled else ' (disabled)'}: company {tenant.company_id}, {_describe(tenant)}."]
+             f"{'' if tenant.enabled else ' (disabled)'}: {_where(tenant)}, {_describe(tenant)}."]
     lines += [f"  secret {name}: {how}" for name, how in written.items()]
     if args.connect_by_oauth:
         lines.append(f"Connect it to Pleo: coa-sync tenants connect-link {tenant.tenant_id} --stack {args.stack}")
@@ -164,6 +179,30 @@ def _source(args: argparse.Namespace, deployment: Deployment, prefix: str) -> tu
     return source, credentials
 
 
+def _target(args: argparse.Namespace, prefix: str) -> tuple[Any, dict[str, Any]]:
+    """Another system as the tenant's target, and the credentials its config file carries; (None, {}) for Pleo."""
+    if not args.target_config:
+        return None, {}
+    try:
+        settings, credentials = source_options.read_config(args.target_config, "target")
+        kind = settings.get("kind", "pleo")
+        if kind != "pleo":
+            settings.setdefault("secretName", f"{prefix}{args.tenant_id}/target-{kind}")
+        target = source_options.validated(settings, "target")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not isinstance(target, ApiSource):
+        return None, {}
+    if not (target.secret_name.startswith(prefix) and "/target-" in target.secret_name):
+        raise UsageError(f"secretName {target.secret_name!r}: a target's credentials are named "
+                         f"{prefix}{args.tenant_id}/target-{kind} (the writer reads only those and Pleo's)")
+    return target, credentials
+
+
+def _where(tenant: Tenant) -> str:
+    return f"company {tenant.company_id}" if tenant.target.kind == "pleo" else f"target {tenant.destination}"
+
+
 def _tenant(**fields: Any) -> Tenant:
     try:
         return Tenant(**fields)
@@ -192,13 +231,13 @@ def _webhook_secret(source: str) -> str:
     return secret
 
 
-def _source_credentials(args: argparse.Namespace, from_config: dict[str, Any], kind: str) -> dict[str, Any]:
-    if not args.source_credentials_from:
+def _credentials(given: str | None, from_config: dict[str, Any], kind: str, role: str) -> dict[str, Any]:
+    if not given:
         if not from_config:
-            raise UsageError(f"{kind} needs credentials: --source-credentials-from SOURCE (a JSON object) or "
-                               "sourceCredentials in --source-config")
+            raise UsageError(f"{kind} needs credentials: --{role}-credentials-from SOURCE (a JSON object) or "
+                               f"{role}Credentials in --{role}-config")
         return from_config
-    text = _read_secret(args.source_credentials_from, f"{kind} credentials (a JSON object)")
+    text = _read_secret(given, f"{kind} credentials (a JSON object)")
     try:
         credentials = json.loads(text)
     except ValueError:
@@ -255,7 +294,7 @@ def _list(args: argparse.Namespace) -> int:
         tenants = deployment.tenants.all()
         reauth = deployment.needs_reauth({tenant.tenant_id for tenant in tenants})
     rows = [("tenant", "company", "source", "enabled", "webhook", "Pleo connection")]
-    rows += [(t.tenant_id, t.company_id, _describe(t), "yes" if t.enabled else "no",
+    rows += [(t.tenant_id, t.destination, _describe(t), "yes" if t.enabled else "no",
               "yes" if t.webhook_secret_name else "no", _connection(t.tenant_id in reauth)) for t in tenants]
     emit(args, {"tenants": [{**t.model_dump(mode="json"), "needsReauth": reauth.get(t.tenant_id)} for t in tenants]},
          table(rows, widest=60) if tenants else f"No tenants in the {deployment.name}.")
@@ -270,7 +309,8 @@ def _show(args: argparse.Namespace) -> int:
                    for role, name in _secret_names(tenant).items()]
     guard = tenant.archive_guard
     lines = [f"Tenant {tenant.tenant_id} in the {deployment.name}",
-             f"  company     {tenant.company_id}",
+             f"  company     {tenant.company_id}" if tenant.target.kind == "pleo" else
+             f"  target      {tenant.destination}",
              f"  source      {_describe(tenant)}",
              f"  enabled     {'yes' if tenant.enabled else 'no (scheduled runs skip it)'}",
              f"  guard       {f'max({guard.min_archives}, {guard.percent:g}%)' if guard else 'the stack default'}",
@@ -351,7 +391,9 @@ def _existing(deployment: Deployment, tenant_id: str) -> Tenant:
 
 
 def _secret_names(tenant: Tenant) -> dict[str, str]:
-    names = {"pleo": tenant.pleo_secret_name}
+    names = {"pleo": tenant.pleo_secret_name} if tenant.pleo_secret_name else {}
+    if isinstance(tenant.target, ApiSource):
+        names["target"] = tenant.target.secret_name
     if tenant.webhook_secret_name:
         names["webhook"] = tenant.webhook_secret_name
     if isinstance(tenant.source, ApiSource):

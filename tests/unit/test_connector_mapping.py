@@ -68,13 +68,16 @@ def test_registry_builds_the_connector_a_config_names_with_its_secret():
         connectors.target_for(FileSource(uri="a.csv"))
 
 
-def test_stackone_is_a_source_only_because_its_api_has_no_account_writes():
+def test_stackone_as_a_target_takes_no_action_and_says_why_it_is_read_only():
     config = StackOneSource(kind="stackone", account_id="45", company_id="co", secret_name="s")
     deps = ConnectorDeps(secret=lambda _name: {"apiKey": "k"})
     assert isinstance(connectors.source_for(config, deps), stackone.StackOneConnector)
-    with pytest.raises(ValueError, match="'stackone' cannot be a target: StackOne's API documents no endpoint"):
-        connectors.target_for(config, deps)
-    assert not hasattr(stackone.StackOneConnector, "write")
+    target = connectors.target_for(config, deps)
+    result = target.write([Action(kind=ActionKind.CREATE, external_id="1", desired=AccountFields(name="A"))])
+    assert result.applied == []
+    assert result.failed == {"1": ["unsupported by the target: stackone cannot create accounts (StackOne's API "
+                                   "documents no endpoint that creates, updates or archives accounts (it is "
+                                   "read-only))"]}
 
 
 def test_thredfi_external_id_from_external_id_is_refused_with_the_reason_and_code_is_offered():
@@ -97,10 +100,14 @@ def test_a_secret_without_the_needed_fields_is_named_but_never_shown():
 
 def test_capabilities_say_what_each_target_can_do():
     assert thredfi.ThredfiConnector.capabilities == connectors.Capabilities(
-        max_batch=1, idempotent_create=True, update=False, archive=True)  # its documented soft delete
+        max_batch=1, idempotent_create=True, update=False, archive=True, match_by="code",
+        lacks="Thredfi documents no endpoint that updates an account")  # its documented soft delete
     assert dualentry.DualEntryConnector.capabilities == connectors.Capabilities(
-        max_batch=1, idempotent_create=True, update=False, archive=False)  # by looking the number up first
-    assert set(connectors.TARGETS) == {"thredfi", "dualentry"}
+        max_batch=1, idempotent_create=True, update=False, archive=False, match_by="code",
+        lacks="DualEntry documents no endpoint that updates or archives an account")  # by looking the number up
+    assert not any((stackone.StackOneConnector.capabilities.create, stackone.StackOneConnector.capabilities.update,
+                    stackone.StackOneConnector.capabilities.archive))
+    assert set(connectors.TARGETS) == {"thredfi", "dualentry", "stackone"}
 
 
 # -- mapping -------------------------------------------------------------------------------

@@ -252,6 +252,9 @@ class Plan(Model):
     # Archives the guard held back from this run, and why (coa_sync.guard); they are not queued.
     held: list[Action] = Field(default_factory=list)
     held_reason: str | None = None
+    # Actions the tenant's target cannot take (coa_sync.targets), and why, by kind: reported, never queued.
+    unsupported: list[Action] = Field(default_factory=list)
+    unsupported_reasons: dict[ActionKind, str] = Field(default_factory=dict)
 
     def counts(self) -> PlanCounts:
         tally = {kind.value: 0 for kind in ActionKind}
@@ -329,6 +332,31 @@ SourceConfig = Annotated[
 SOURCE_KINDS = ("file", "thredfi", "dualentry", "stackone")
 
 
+class PleoTarget(Model):
+    """Pleo as the destination (the default): the tenant's `companyId`, with its `pleoSecretName`."""
+
+    kind: Literal["pleo"] = "pleo"
+
+
+def _target_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return str(value.get("kind", "pleo"))
+    return str(getattr(value, "kind", "pleo"))
+
+
+# Where a tenant's actions go, told apart by `kind`: Pleo, or an accounting system (its settings as a source's).
+TargetConfig = Annotated[
+    Annotated[PleoTarget, Tag("pleo")]
+    | Annotated[ThredfiSource, Tag("thredfi")]
+    | Annotated[DualEntrySource, Tag("dualentry")]
+    | Annotated[StackOneSource, Tag("stackone")],
+    Discriminator(_target_kind, custom_error_type="target_kind",
+                  custom_error_message="a target is pleo, thredfi, dualentry or stackone (a file is read, never "
+                                       "written)"),
+]
+TARGET_KINDS = ("pleo", "thredfi", "dualentry", "stackone")
+
+
 class ArchiveGuard(Model):
     """A tenant's own mass-archive limit: hold archives past max(min_archives, percent% of active)."""
 
@@ -337,18 +365,42 @@ class ArchiveGuard(Model):
 
 
 class Tenant(Model):
-    """One customer: a Pleo company plus one AS connection."""
+    """One customer: where its chart comes from (an AS connection) and where it goes (Pleo by default)."""
 
     tenant_id: TenantId
-    company_id: str = Field(min_length=1)
-    # Secrets Manager name of {"apiKey": ...} or {"accessToken": ...}; the value is never stored here.
-    pleo_secret_name: str = Field(min_length=1)
+    # The Pleo company, and the Secrets Manager name of {"apiKey": ...} or {"accessToken": ...} (the value is
+    # never stored here): required when the target is Pleo.
+    company_id: str | None = Field(default=None, min_length=1)
+    pleo_secret_name: str | None = Field(default=None, min_length=1)
     source: SourceConfig
+    target: TargetConfig = Field(default_factory=PleoTarget)
     enabled: bool = True
     # Secrets Manager name of {"secret": ...} signing this tenant's webhook calls; none: no webhook.
     webhook_secret_name: str | None = None
     # None: the deployment's ARCHIVE_GUARD_* defaults.
     archive_guard: ArchiveGuard | None = None
+
+    @model_validator(mode="after")
+    def _pleo_needs_its_company(self) -> Self:
+        if self.target.kind == "pleo" and not (self.company_id and self.pleo_secret_name):
+            raise ValueError("a tenant whose target is Pleo needs companyId and pleoSecretName")
+        return self
+
+    @property
+    def destination(self) -> str:
+        """Where the tenant's actions go: its Pleo company, or the target system and what in it. An action is
+        applied only to the destination its run planned for (coa_sync.pipeline.fence)."""
+        target = self.target
+        if isinstance(target, PleoTarget):
+            assert self.company_id is not None  # checked above
+            return self.company_id
+        if isinstance(target, ThredfiSource):
+            where = target.business_id
+        elif isinstance(target, StackOneSource):
+            where = f"{target.account_id}/{target.company_id}"
+        else:  # DualEntry: one organisation per API key
+            where = target.secret_name
+        return f"{target.kind}:{target.base_url.rstrip('/')}:{where}"
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -386,6 +438,8 @@ class Manifest(Model):
     target_key: str
     source_accounts: int
     target_accounts: int
+    # The kind of the tenant's target when the run started: what its actions can be (coa_sync.targets).
+    target_kind: str = "pleo"
     # The tenant's own mass-archive limit when the run started (None: the deployment's default).
     archive_guard: ArchiveGuard | None = None
 
@@ -393,7 +447,8 @@ class Manifest(Model):
 class ActionMessage(Model):
     """One SQS message: one action of one tenant's run, fenced by it (see coa_sync.pipeline.fence).
 
-    `company_id` is the Pleo company the run planned for and `seq` the action's place in the run
+    `company_id` is the destination the run planned for (Tenant.destination: the Pleo company, or
+    the target system's account) and `seq` the action's place in the run
     (its index in the plan; approved archives follow on): the writer applies the action only while
     its run is the tenant's live run and the tenant still has that company, and counts it once
     per seq however often it is delivered. A message without them (queued before actions were
@@ -446,7 +501,8 @@ class RunRecord(Model):
     run_id: str
     trigger: Trigger
     dry_run: bool = False
-    # The Pleo company the run reads and writes (None: a run recorded before runs carried it).
+    # The destination the run reads and writes (Tenant.destination: the Pleo company, or the target system's
+    # account; None: a run recorded before runs carried it).
     company_id: str | None = None
     status: RunStatus
     started_at: datetime
@@ -458,6 +514,8 @@ class RunRecord(Model):
     # took over: never applied, never dead-lettered.
     superseded: int = 0
     held: int = 0
+    # Actions the target cannot take, never queued (the plan lists them, with the reasons).
+    unsupported: int = 0
     # Actions the diff has put on the queue so far (a diff cut off resumes from here).
     queued: int = 0
     # When the run last moved (started, planned, queued, an action settled): the sweep's orphan clock.

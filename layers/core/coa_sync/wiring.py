@@ -13,7 +13,7 @@ from contextlib import closing
 from typing import TYPE_CHECKING
 
 from coa_sync import deadline as deadlines
-from coa_sync import keys
+from coa_sync import keys, targets
 from coa_sync.adapters.events import RunEvents
 from coa_sync.adapters.secrets import pleo_credentials
 from coa_sync.adapters.snapshots import SnapshotStore
@@ -25,6 +25,7 @@ from coa_sync.settings import CommonSettings, PleoSettings, WebhookSettings
 if TYPE_CHECKING:
     from coa_sync.adapters.pleo import PleoClient
     from coa_sync.pipeline.connect import Connector
+    from coa_sync.pipeline.write import Target
     from coa_sync.tokens import AccessTokens, TokenStore
 
 Observer = Callable[[str, int, float], None]
@@ -94,19 +95,48 @@ def pleo_connector(settings: WebhookSettings, tenant: Callable[[str], Tenant | N
 
 def pleo_snapshot(settings: PleoSettings, tenant: Tenant, observe: Observer | None = None,
                   deadline: deadlines.Deadline = deadlines.NONE) -> TargetSnapshot:
+    assert tenant.company_id is not None, "a tenant whose target is Pleo has its company"
     with pleo_client(settings, tenant, observe, deadline) as client:
         return client.snapshot(tenant.company_id)
+
+
+def target_snapshot(settings: PleoSettings, tenant: Tenant, observe: Observer | None = None,
+                    deadline: deadlines.Deadline = deadlines.NONE) -> TargetSnapshot:
+    """The chart the tenant's actions go to: Pleo's, or an accounting system's keyed as it matches accounts
+    (coa_sync.targets)."""
+    if tenant.target.kind == targets.PLEO:
+        return pleo_snapshot(settings, tenant, observe, deadline)
+    from coa_sync import connectors
+
+    with closing(connectors.source_for(tenant.target, connectors.ConnectorDeps(deadline=deadline))) as system:
+        return targets.as_target(targets.keyed_for(system.read_accounts(), tenant.target.kind))
+
+
+def target_client(settings: PleoSettings, tenant: Tenant, observe: Observer | None = None,
+                  deadline: deadlines.Deadline = deadlines.NONE) -> Target:
+    """What the writer applies the tenant's actions with: the Pleo client, or the target system's connector
+    (within that system's token buckets, coa_sync.tokenbucket)."""
+    if tenant.target.kind == targets.PLEO:
+        return pleo_client(settings, tenant, observe, deadline)
+    from coa_sync import connectors
+    from coa_sync.connectors.target import ConnectorTarget
+
+    return ConnectorTarget(connectors.target_for(tenant.target, connectors.ConnectorDeps(deadline=deadline)))
 
 
 def pleo_check(settings: PleoSettings, tenant: Callable[[str], Tenant | None],
                observe: Observer | None = None) -> Callable[[str, str], None]:
     """What approve asks before it releases anything: does Pleo answer a search of the tenant's company
-    (for one externalId) made with the tenant's credentials?"""
+    (for one externalId) made with the tenant's credentials? (For another target: does it answer a read
+    of its chart?)"""
 
     def check(tenant_id: str, external_id: str) -> None:
         found = tenant(tenant_id)
         if found is None:
             raise LookupError(f"no tenant {tenant_id!r}")
+        if found.target.kind != targets.PLEO:
+            target_snapshot(settings, found, observe)
+            return
         with pleo_client(settings, found, observe) as client:
             client.find(found.company_id, external_id)
 

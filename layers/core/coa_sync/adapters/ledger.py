@@ -137,11 +137,13 @@ class Ledger:
         response = if_condition_holds(
             self._table.update_item,
             Key=_run_key(record.tenant_id, record.run_id),
-            UpdateExpression="SET planned = :planned, held = :held, #status = :status, progressAt = :now",
+            UpdateExpression="SET planned = :planned, held = :held, unsupported = :unsupported, #status = :status, "
+                             "progressAt = :now",
             ConditionExpression=Attr("status").eq("fetching"),
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={":planned": record.planned.model_dump(), ":held": record.held,
-                                       ":status": record.status, ":now": self._now()},
+                                       ":unsupported": record.unsupported, ":status": record.status,
+                                       ":now": self._now()},
             ReturnValues="ALL_NEW",
         )
         return _record(response["Attributes"]) if response else None

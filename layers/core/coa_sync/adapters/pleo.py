@@ -25,6 +25,7 @@ from coa_sync.adapters import http as retries
 from coa_sync.adapters.http import admit, error_message, is_transient, pause, tls
 from coa_sync.models import AccountFields, ItemError, Model, PleoAccount, TargetSnapshot
 from coa_sync.ratelimit import SlidingWindowLimiter
+from coa_sync.targets import TargetError, TargetRequestError
 from coa_sync.tokens import TokenRefreshUnavailable
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class BearerTokens(Protocol):
     def after_rejection(self, rejected: str) -> str: ...
 
 
-class PleoError(Exception):
+class PleoError(TargetError):
     """A Pleo request failed."""
 
 
@@ -77,13 +78,8 @@ class PleoTransientError(PleoError):
     """Still failing after every retry (429, 5xx, network); worth trying again later."""
 
 
-class PleoRequestError(PleoError):
+class PleoRequestError(PleoError, TargetRequestError):
     """Pleo refused the request (4xx); sending it again will not help."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
-        self.message = message
 
 
 class PleoResponseError(PleoError):
@@ -92,7 +88,8 @@ class PleoResponseError(PleoError):
 
 @dataclass
 class BatchResult:
-    created: dict[str, PleoAccount] = field(default_factory=dict)
+    # By externalId: the account as created (None from a target whose connector answers no account).
+    created: dict[str, PleoAccount | None] = field(default_factory=dict)
     failed: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -103,6 +100,8 @@ class NewAccount:
 
 
 class PleoClient:
+    max_batch = MAX_BATCH  # creates per request (the writer's Target)
+
     def __init__(
         self,
         base_url: str,

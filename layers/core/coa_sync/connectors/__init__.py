@@ -4,8 +4,10 @@
     target_for(config, deps) -> TargetConnector   # .capabilities, .write(actions) -> WriteResult
 
 `config` is the tenant's source config (models.SourceConfig: FileSource, ThredfiSource,
-DualEntrySource, StackOneSource); credentials come from Secrets Manager by its `secretName`;
-rate budgets from `deps.budget` (per process by default). Use a connector as a context manager
+DualEntrySource, StackOneSource), or its target (models.TargetConfig, of the same models);
+credentials come from Secrets Manager by its `secretName`; rate budgets from `deps.budget` (per
+process by default); every wait is bounded by `deps.deadline`. What each target can do is
+coa_sync.targets.CAPABILITIES. Use a connector as a context manager
 (`contextlib.closing`) or call close().
 """
 
@@ -15,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from coa_sync import deadline as deadlines
 from coa_sync.adapters.secrets import secret_json
 from coa_sync.connectors.base import (
-    Capabilities,
     ConnectorError,
     ConnectorRequestError,
     ConnectorResponseError,
@@ -29,6 +31,7 @@ from coa_sync.connectors.base import (
 )
 from coa_sync.connectors.file import FileConnector, ObjectReader
 from coa_sync.models import DualEntrySource, FileSource, StackOneSource, ThredfiSource
+from coa_sync.targets import Capabilities
 from coa_sync.tokenbucket import BudgetFactory, bucket_for
 
 if TYPE_CHECKING:
@@ -37,11 +40,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ConnectorDeps:
-    """What connectors are built with: an S3 reader for files, secrets, rate budgets, and test seams."""
+    """What connectors are built with: an S3 reader for files, secrets, rate budgets, the caller's deadline,
+    and test seams."""
 
     files: ObjectReader | None = None
     secret: Callable[[str], Any] = secret_json
     budget: BudgetFactory = bucket_for  # (key, Rate) -> RateBudget: swap in a budget shared across containers
+    deadline: deadlines.Deadline = deadlines.NONE
     options: dict[str, Any] = field(default_factory=dict)  # e.g. transport, sleep, max_attempts (tests)
 
 
@@ -54,7 +59,8 @@ def _thredfi(config: ThredfiSource, deps: ConnectorDeps) -> thredfi.ThredfiConne
 
     credentials = read_secret_model(deps.secret(config.secret_name), thredfi.ThredfiCredentials, config.secret_name,
                                     "partnerUuid and apiKey")
-    return thredfi.ThredfiConnector(config, credentials, budget=deps.budget, **deps.options)
+    return thredfi.ThredfiConnector(config, credentials, budget=deps.budget, deadline=deps.deadline,
+                                     **deps.options)
 
 
 def _dualentry(config: DualEntrySource, deps: ConnectorDeps) -> dualentry.DualEntryConnector:
@@ -62,7 +68,8 @@ def _dualentry(config: DualEntrySource, deps: ConnectorDeps) -> dualentry.DualEn
 
     credentials = read_secret_model(deps.secret(config.secret_name), dualentry.DualEntryCredentials,
                                     config.secret_name, "apiKey")
-    return dualentry.DualEntryConnector(config, credentials, budget=deps.budget, **deps.options)
+    return dualentry.DualEntryConnector(config, credentials, budget=deps.budget, deadline=deps.deadline,
+                                         **deps.options)
 
 
 def _stackone(config: StackOneSource, deps: ConnectorDeps) -> stackone.StackOneConnector:
@@ -70,22 +77,21 @@ def _stackone(config: StackOneSource, deps: ConnectorDeps) -> stackone.StackOneC
 
     credentials = read_secret_model(deps.secret(config.secret_name), stackone.StackOneCredentials,
                                     config.secret_name, "apiKey")
-    return stackone.StackOneConnector(config, credentials, budget=deps.budget, **deps.options)
+    return stackone.StackOneConnector(config, credentials, budget=deps.budget, deadline=deps.deadline,
+                                       **deps.options)
 
 
-# kind -> factory. Every kind is a source; the ones whose API documents account writes are targets too.
-# Each factory imports its system's module: a run loads the one connector its tenant uses.
+# kind -> factory. Every kind is a source; every API kind a target too, which takes the actions its
+# capabilities list (StackOne none: it is read-only). Each factory imports its system's module: a run loads
+# the connectors its tenant uses.
 SOURCES: dict[str, Callable[[Any, ConnectorDeps], SourceConnector]] = {
     "file": _file, "thredfi": _thredfi, "dualentry": _dualentry, "stackone": _stackone,
 }
 TARGETS: dict[str, Callable[[Any, ConnectorDeps], TargetConnector]] = {
-    "thredfi": _thredfi, "dualentry": _dualentry,
+    "thredfi": _thredfi, "dualentry": _dualentry, "stackone": _stackone,
 }
 # Why a source kind cannot be a target.
-READ_ONLY = {
-    "file": "a file is read, never written",
-    "stackone": "StackOne's API documents no endpoint that creates, updates or archives accounts",
-}
+READ_ONLY = {"file": "a file is read, never written"}
 
 
 def source_for(config: Any, deps: ConnectorDeps | None = None) -> SourceConnector:

@@ -17,9 +17,12 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from coa_sync import deadline as deadlines
 from coa_sync.adapters import http as retries
-from coa_sync.adapters.http import tls
-from coa_sync.models import Action, ActionKind, ApiSource, ItemError, SourceSnapshot
+from coa_sync.adapters.http import pause, tls
+from coa_sync.deadline import OutOfTimeError
+from coa_sync.models import Action, ApiSource, ItemError, SourceSnapshot
+from coa_sync.targets import Capabilities, unsupported_reason
 from coa_sync.tokenbucket import BudgetTimeout, Rate, RateBudget
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -54,23 +57,6 @@ class SourceConnector(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class Capabilities:
-    """What a target can do, so a caller can plan around it."""
-
-    max_batch: int  # actions one write() sends in one request (1: one request per action)
-    idempotent_create: bool  # a create delivered twice leaves one account
-    update: bool = False
-    archive: bool = False
-
-    def supports(self, kind: ActionKind) -> bool:
-        if kind is ActionKind.CREATE:
-            return True
-        if kind is ActionKind.ARCHIVE:
-            return self.archive
-        return self.update  # update and unarchive are both updates of an existing account
-
-
 @dataclass
 class WriteResult:
     """Per action (by externalId): applied, or failed with reasons. Transient failures raise instead."""
@@ -90,13 +76,14 @@ class TargetConnector(Protocol):
 
 def unsupported(actions: Sequence[Action], capabilities: Capabilities, system: str,
                 result: WriteResult) -> list[Action]:
-    """The actions this target can take; the others fail at once with a reason saying why."""
+    """The actions this target can take; the others fail at once with the reason (the plan sets them aside
+    first, so only an action planned for another target gets here)."""
     kept = []
     for action in actions:
         if capabilities.supports(action.kind):
             kept.append(action)
         else:
-            result.failed[action.external_id] = [f"{system} connector cannot {action.kind.value} accounts"]
+            result.failed[action.external_id] = [unsupported_reason(system, action.kind)]
     return kept
 
 
@@ -149,6 +136,7 @@ class RetryingHttp:
         max_wait: float = 60.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        deadline: deadlines.Deadline = deadlines.NONE,
     ) -> None:
         self.system = system
         self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
@@ -158,6 +146,9 @@ class RetryingHttp:
         self._max_attempts = max_attempts
         self._max_wait = max_wait
         self._sleep = sleep
+        self._timeout = timeout
+        # Nothing is started that could not finish before it (OutOfTimeError instead): see coa_sync.deadline.
+        self._deadline = deadline
         self.calls = 0  # requests sent, retries included
 
     def close(self) -> None:
@@ -189,16 +180,24 @@ class RetryingHttp:
                                               f"after {attempt} attempt(s)")
             retries.announce_retry(self.system, f"{method} {_path_only(path)}", problem,
                                    time.monotonic() - first_started, attempt + 1, self._max_attempts)
-            self._sleep(wait)
+            pause(wait, self._deadline, self._timeout, f"{self.system}: {method} {_path_only(path)}: {problem}",
+                  self._sleep)
         raise AssertionError("unreachable")
 
     def _draw(self, method: str, path: str) -> None:
-        """One token from each budget the request counts against, waiting at most `max_wait` for each."""
+        """One token from each budget the request counts against, waiting at most `max_wait` for each, and
+        only while the request still fits before the deadline after the wait."""
         path = _path_only(path)
+        doing = f"{self.system}: {method} {path}"
+        self._deadline.require(self._timeout, doing)
         for budget in self._budgets(method, path):
+            room = self._deadline.left() - self._timeout
             try:
-                budget.acquire(timeout=self._max_wait)
+                budget.acquire(timeout=min(self._max_wait, room))
             except BudgetTimeout as exc:
+                if exc.wait <= self._max_wait:
+                    raise OutOfTimeError(f"{doing}: the rate budget frees a request too late for the time left") \
+                        from None
                 raise ConnectorTransientError(f"{self.system}: {method} {path}: the rate budget "
                                               f"({budget.rate.per_minute:g}/min) has no room for another "
                                               f"{exc.wait:.0f} s") from None

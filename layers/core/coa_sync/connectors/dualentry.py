@@ -26,9 +26,9 @@ from typing import Annotated, Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
+from coa_sync import deadline as deadlines
 from coa_sync.adapters.http import error_message
 from coa_sync.connectors.base import (
-    Capabilities,
     ConnectorRequestError,
     ConnectorResponseError,
     RetryingHttp,
@@ -40,6 +40,7 @@ from coa_sync.connectors.base import (
     unsupported,
 )
 from coa_sync.models import Action, DualEntrySource, ItemError, Model, SourceAccount, SourceSnapshot
+from coa_sync.targets import CAPABILITIES
 from coa_sync.tokenbucket import BudgetFactory, Rate, RateBudget, bucket_for
 
 SYSTEM = "dualentry"
@@ -99,7 +100,7 @@ def key_rate(config: DualEntrySource) -> Rate:
 
 
 class DualEntryConnector:
-    capabilities = Capabilities(max_batch=1, idempotent_create=True, update=False, archive=False)
+    capabilities = CAPABILITIES[SYSTEM]
 
     def __init__(
         self,
@@ -111,6 +112,7 @@ class DualEntryConnector:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         max_attempts: int = 5,
+        deadline: deadlines.Deadline = deadlines.NONE,
     ) -> None:
         self.config = config
         self._account_type = account_type  # what new accounts are created as: Pleo has no account type
@@ -123,7 +125,8 @@ class DualEntryConnector:
             return whole_key, budget(budget_key(SYSTEM, config.base_url, api_key, method, route), ROUTE_RATE)
 
         self._http = RetryingHttp(SYSTEM, config.base_url, describe=_describe, transport=transport, sleep=sleep,
-                                  max_attempts=max_attempts, budgets=budgets)
+                                  max_attempts=max_attempts,
+                                  deadline=deadline, budgets=budgets)
 
     def close(self) -> None:
         self._http.close()

@@ -14,21 +14,32 @@ Retry-After) and 429 (Retry-After: 60) are retried, as StackOne's SDKs do; 401, 
 in any 60 seconds per API key: a bucket of 100 refilling 900 a minute never goes past it.
 
 StackOne has no endpoint that creates, updates or archives an account (its accounting writes
-are journals booked against existing accounts), so it is a source only.
+are journals booked against existing accounts): as a target it is read, and every action a copy
+would take is reported as unsupported by the target, never sent.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, StringConstraints, field_validator
 
+from coa_sync import deadline as deadlines
 from coa_sync.adapters.http import error_message
-from coa_sync.connectors.base import ConnectorResponseError, RetryingHttp, budget_key, parse_record, raised
-from coa_sync.models import ItemError, Model, SourceAccount, SourceSnapshot, StackOneSource
+from coa_sync.connectors.base import (
+    ConnectorResponseError,
+    RetryingHttp,
+    WriteResult,
+    budget_key,
+    parse_record,
+    raised,
+    unsupported,
+)
+from coa_sync.models import Action, ItemError, Model, SourceAccount, SourceSnapshot, StackOneSource
+from coa_sync.targets import CAPABILITIES
 from coa_sync.tokenbucket import BudgetFactory, Rate, bucket_for
 
 SYSTEM = "stackone"
@@ -68,6 +79,10 @@ def key_rate(config: StackOneSource) -> Rate:
 
 
 class StackOneConnector:
+    # Read-only: no documented endpoint writes an account (see docs/connectors.md). As a target it reads the
+    # chart a copy would change, and every action is reported as unsupported by the target.
+    capabilities = CAPABILITIES[SYSTEM]
+
     def __init__(
         self,
         config: StackOneSource,
@@ -77,6 +92,7 @@ class StackOneConnector:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         max_attempts: int = 5,
+        deadline: deadlines.Deadline = deadlines.NONE,
     ) -> None:
         self.config = config
         api_key = credentials.api_key.get_secret_value()
@@ -84,11 +100,18 @@ class StackOneConnector:
         self._headers = {"x-account-id": config.account_id}
         whole_key = budget(budget_key(SYSTEM, config.base_url, api_key), key_rate(config))
         self._http = RetryingHttp(SYSTEM, config.base_url, describe=_describe, transport=transport, sleep=sleep,
-                                  max_attempts=max_attempts, budgets=lambda _method, _path: (whole_key,))
+                                  max_attempts=max_attempts,
+                                  deadline=deadline, budgets=lambda _method, _path: (whole_key,))
         self._collection = f"/unified/accounting/companies/{config.company_id}/accounts"
 
     def close(self) -> None:
         self._http.close()
+
+    def write(self, actions: Sequence[Action]) -> WriteResult:
+        """Nothing is sent: every action fails with the reason (the plan sets them aside before they are queued)."""
+        result = WriteResult()
+        unsupported(actions, self.capabilities, SYSTEM, result)
+        return result
 
     def read_accounts(self) -> SourceSnapshot:
         accounts: list[SourceAccount] = []

@@ -25,9 +25,9 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
+from coa_sync import deadline as deadlines
 from coa_sync.adapters.http import error_message
 from coa_sync.connectors.base import (
-    Capabilities,
     ConnectorRequestError,
     ConnectorResponseError,
     RetryingHttp,
@@ -39,6 +39,7 @@ from coa_sync.connectors.base import (
     unsupported,
 )
 from coa_sync.models import Action, ActionKind, ItemError, Model, SourceAccount, SourceSnapshot, ThredfiSource
+from coa_sync.targets import CAPABILITIES
 from coa_sync.tokenbucket import BudgetFactory, Rate, bucket_for
 
 SYSTEM = "thredfi"
@@ -77,7 +78,7 @@ def forget_tokens() -> None:
 
 class ThredfiConnector:
     # One create or archive per request; a create is idempotent by external_id. No update endpoint is documented.
-    capabilities = Capabilities(max_batch=1, idempotent_create=True, update=False, archive=True)
+    capabilities = CAPABILITIES[SYSTEM]
 
     def __init__(
         self,
@@ -89,13 +90,15 @@ class ThredfiConnector:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         max_attempts: int = 5,
+        deadline: deadlines.Deadline = deadlines.NONE,
     ) -> None:
         self.config = config
         self._credentials = credentials
         self._clock = clock
         partner = budget(budget_key(SYSTEM, config.base_url, credentials.partner_uuid), raised(config, RATE))
         self._http = RetryingHttp(SYSTEM, config.base_url, describe=_describe, transport=transport, sleep=sleep,
-                                  max_attempts=max_attempts, budgets=lambda _method, _path: (partner,))
+                                  max_attempts=max_attempts,
+                                  deadline=deadline, budgets=lambda _method, _path: (partner,))
         self._token_key = (config.base_url, credentials.partner_uuid, config.business_id)
         self._collection = f"/v1/platform/businesses/{config.business_id}/general-ledger/chart-of-accounts/"
 

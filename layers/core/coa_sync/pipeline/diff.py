@@ -24,6 +24,7 @@ from coa_sync.diff import plan
 from coa_sync.guard import hold_archives
 from coa_sync.models import Action, ActionMessage, Manifest, Plan, RunRecord, SourceColumns, TargetColumns
 from coa_sync.pipeline import runs
+from coa_sync.targets import set_aside_unsupported
 
 M = TypeVar("M", bound=BaseModel)
 CHECKPOINT = 1000  # actions sent between two records of how far the queueing got
@@ -77,7 +78,8 @@ def diff_run(
     source = files.get(manifest.source_key, SourceColumns)
     target = files.get(manifest.target_key, TargetColumns)
     limit = manifest.archive_guard or guard  # the tenant's own setting wins over the deployment's
-    result = hold_archives(plan(source, target), source, target,
+    # What the target cannot take is set aside first: reported, never queued, and no archive the guard counts.
+    result = hold_archives(set_aside_unsupported(plan(source, target), manifest.target_kind), source, target,
                            min_archives=limit.min_archives, percent=limit.percent)
     del source, target  # up to millions of strings: freed before the plan is written and sent
     files.put(keys.plan_key(tenant_id, run_id), result)

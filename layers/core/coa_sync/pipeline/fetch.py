@@ -1,5 +1,9 @@
 """fetch: snapshot one tenant's two charts of accounts, then write the manifest that starts the diff.
 
+The second chart is the tenant's target's: Pleo's, or an accounting system's. Both are keyed as
+the target matches accounts (coa_sync.targets: by externalId, or by code), so the diff pairs them
+the same way whatever the target.
+
 A fetch either writes its manifest or fails its run, freeing the tenant: the Pleo client is given
 the invocation's deadline (coa_sync.deadline), so a fetch that runs out of time mid-pagination
 stops before Lambda would kill it, and the run is closed as failed with the reason. A retried
@@ -14,7 +18,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from coa_sync import keys
+from coa_sync import keys, targets
 from coa_sync.deadline import OutOfTimeError
 from coa_sync.models import (
     Manifest,
@@ -41,7 +45,7 @@ def fetch_run(
     tenant: Tenant | None,
     *,
     read_source: Callable[[SourceConfig], SourceSnapshot],
-    read_pleo: Callable[[Tenant], TargetSnapshot],
+    read_target: Callable[[Tenant], TargetSnapshot],
     files: RunFiles,
     ledger: runs.RunLedger,
     finished: runs.Finished,
@@ -49,12 +53,12 @@ def fetch_run(
 ) -> Manifest:
     if tenant is None or not tenant.enabled:
         raise TenantNotFoundError(f"no enabled tenant {request.tenant_id!r}")
-    record = runs.start(ledger, request, ttl_seconds, finished, company_id=tenant.company_id)
+    record = runs.start(ledger, request, ttl_seconds, finished, company_id=tenant.destination)
     run_id = record.run_id
     # Read both sides before writing anything: a failed read leaves no half run behind.
     try:
-        source = read_source(tenant.source)
-        target = read_pleo(tenant)
+        source = targets.keyed_for(read_source(tenant.source), tenant.target.kind)
+        target = read_target(tenant)
     except Exception as exc:
         why = f"ran out of time before the function's timeout: {exc}" if isinstance(exc, OutOfTimeError) \
             else f"{type(exc).__name__}: {exc}"
@@ -63,7 +67,7 @@ def fetch_run(
     manifest = Manifest(
         tenant_id=tenant.tenant_id,
         run_id=run_id,
-        company_id=tenant.company_id,
+        company_id=tenant.destination,
         trigger=request.trigger,
         dry_run=request.dry_run,
         created_at=datetime.now(UTC),
@@ -71,6 +75,7 @@ def fetch_run(
         target_key=keys.target_key(tenant.tenant_id, run_id),
         source_accounts=len(source.accounts),
         target_accounts=len(target.accounts),
+        target_kind=tenant.target.kind,
         archive_guard=tenant.archive_guard,
     )
     files.put(manifest.source_key, source.columns())

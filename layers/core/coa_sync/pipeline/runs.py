@@ -107,7 +107,7 @@ def planned(ledger: RunLedger, record: RunRecord, plan: Plan, dry_run: bool, fin
     it first. The caller checked that the run is the tenant's live run."""
     status = "needs_approval" if plan.held else "applying"
     record = ledger.planned(record.model_copy(update={"planned": plan.counts(), "held": len(plan.held),
-                                                       "status": status}))
+                                                       "unsupported": len(plan.unsupported), "status": status}))
     if record is not None:
         close_if_nothing_to_apply(ledger, record, plan, dry_run, finished)
     return record

@@ -1,12 +1,14 @@
-"""writer: apply a batch of action messages to Pleo.
+"""writer: apply a batch of action messages to each tenant's target (Pleo, or an accounting system).
 
-Creates of one tenant go out together in batch calls of up to 1000 items; updates,
-unarchives and archives are one PUT each. Every message ends in one of these outcomes:
+Creates of one tenant go out together in batch calls of up to the target's max_batch items (1000 for
+Pleo; one a request for a system that has no batch endpoint); updates, unarchives and archives are one
+request each (a PUT to Pleo). The target is built in coa_sync.wiring (Target: the Pleo client, or a
+connector behind coa_sync.connectors.target). Every message ends in one of these outcomes:
 
-- APPLIED: Pleo has what the action asked for;
+- APPLIED: the target has what the action asked for;
 - DEAD: it can never succeed as it is; it went to the DLQ with its reasons;
-- SUPERSEDED: its run is not the tenant's live run any more, or the tenant's company changed
-  (coa_sync.pipeline.fence): counted for its run, never applied, never dead-lettered;
+- SUPERSEDED: its run is not the tenant's live run any more, or the tenant's destination (its Pleo
+  company, or its target) changed (coa_sync.pipeline.fence): counted for its run, never applied, never dead-lettered;
 - DUPLICATE: another delivery of an action that already reached its end: nothing done again;
 - RETRY: it may succeed later (429, 5xx, network); SQS delivers it again after its visibility
   timeout, and on its last delivery the writer dead-letters it with the reason;
@@ -37,19 +39,14 @@ from pydantic import ValidationError
 
 from coa_sync import deadline as deadlines
 from coa_sync import tally
-from coa_sync.adapters.pleo import (
-    MAX_BATCH,
-    BatchResult,
-    NewAccount,
-    PleoError,
-    PleoRequestError,
-)
+from coa_sync.adapters.pleo import BatchResult, NewAccount
 from coa_sync.batching import chunked
 from coa_sync.deadline import OutOfTimeError
 from coa_sync.diff import changed_fields
 from coa_sync.models import AccountFields, ActionKind, ActionMessage, DeadLetter, PleoAccount, RunLock, Tenant
 from coa_sync.pipeline.fence import superseded_because
 from coa_sync.pipeline.runs import Settled
+from coa_sync.targets import TargetError, TargetRequestError
 from coa_sync.tokens import ReauthRequired
 
 ALREADY_EXISTS = "EXTERNAL_ID_ALREADY_EXISTS"
@@ -68,10 +65,15 @@ class Outcome(StrEnum):
 RETURNED = (Outcome.RETRY, Outcome.LEFTOVER)  # left on the queue; every other outcome is settled
 
 
-class Pleo(Protocol):
+class Target(Protocol):
+    """Where a tenant's actions go: the Pleo client, or an accounting system's connector as a target
+    (coa_sync.connectors.target). Refusals raise TargetRequestError, failures worth another try TargetError."""
+
+    max_batch: int
+
     def batch_create(self, company_id: str, accounts: Sequence[NewAccount]) -> BatchResult: ...
     def put(self, account_id: str, fields: AccountFields, *, archived: bool,
-            metadata: dict[str, Any] | None = None) -> PleoAccount: ...
+            metadata: dict[str, Any] | None = None) -> PleoAccount | None: ...
     def find(self, company_id: str, external_id: str) -> PleoAccount | None: ...
     def close(self) -> None: ...
 
@@ -128,7 +130,7 @@ class WriteReport:
 
 
 class _TenantUnavailable(Exception):
-    """Pleo is failing for this tenant right now: leave its other messages for a later delivery."""
+    """The target is failing for this tenant right now: leave its other messages for a later delivery."""
 
 
 class _OutOfTime(Exception):
@@ -155,12 +157,12 @@ def _action_message(body: str) -> tuple[ActionMessage | str, bool]:
 @dataclass
 class Writer:
     tenant: Callable[[str], Tenant | None]
-    pleo_for: Callable[[Tenant], Pleo]
+    target_for: Callable[[Tenant], Target]
     dead_letters: DeadLetters
     fences: Fences
     queue: Redelivery
     lock_ttl_seconds: int
-    # The invocation's remaining time less what the handler keeps to report (Pleo's client has it too).
+    # The invocation's remaining time less what the handler keeps to report (the target's client has it too).
     deadline: deadlines.Deadline = deadlines.NONE
     # The queue's maxReceiveCount. A message still failing on its last delivery goes to the DLQ from here,
     # with the reason, and counts as failed for its run: SQS's own redrive would move it there bare and
@@ -169,7 +171,7 @@ class Writer:
     leftover_visibility_seconds: int = 5
     clock: Callable[[], float] = time.time
     report: WriteReport = field(default_factory=WriteReport)
-    # The messages of the Pleo request in flight: if it fails, they failed with it; the rest were never sent.
+    # The messages of the target request in flight: if it fails, they failed with it; the rest were never sent.
     _sending: list[list[tuple[Record, ActionMessage]]] = field(default_factory=list)
     _redriven: set[str] = field(default_factory=set, init=False, repr=False)  # message ids moved back from the DLQ
 
@@ -212,15 +214,15 @@ class Writer:
         if not live:
             return
         try:
-            pleo = self.pleo_for(tenant)
+            target = self.target_for(tenant)
         except (LookupError, ValueError) as exc:
             for record, message in live:
                 self._dead([record], DeadLetter(reasons=[str(exc)], message=message))
             return
         try:
-            self._write(pleo, tenant, live)
+            self._write(target, tenant, live)
         finally:
-            pleo.close()
+            target.close()
 
     def _live_items(self, tenant: Tenant, items: list[Item]) -> list[Item]:
         """The items of the tenant's live run still to be applied; every other item is settled here."""
@@ -228,7 +230,7 @@ class Writer:
         live_run = lock.run_id if lock else None
         live: list[Item] = []
         for record, message in items:
-            why = superseded_because(message, live_run, tenant.company_id)
+            why = superseded_because(message, live_run, tenant.destination)
             if why is None:
                 live.append((record, message))
             else:
@@ -261,7 +263,7 @@ class Writer:
 
     # -- applying ------------------------------------------------------------------------
 
-    def _write(self, pleo: Pleo, tenant: Tenant, items: list[Item]) -> None:
+    def _write(self, target: Target, tenant: Tenant, items: list[Item]) -> None:
         # The same action delivered twice in one batch is applied once; all its copies share the outcome.
         groups: dict[tuple[str, str], list[Item]] = {}
         for record, message in items:
@@ -270,10 +272,10 @@ class Writer:
         puts = [group for (kind, _), group in groups.items() if kind != ActionKind.CREATE]
         self._sending = []
         try:
-            for chunk in chunked(creates, MAX_BATCH):
-                self._create(pleo, tenant.company_id, chunk)
+            for chunk in chunked(creates, target.max_batch):
+                self._create(target, tenant.destination, chunk)
             for group in puts:
-                self._put(pleo, group)
+                self._put(target, group)
         except _TenantUnavailable as exc:
             # What the failed request carried failed with it; what came after it was never sent.
             problem = str(exc.__cause__ or exc)
@@ -292,19 +294,19 @@ class Writer:
                 self._leave(group, Outcome.LEFTOVER, str(exc.__cause__ or exc))
             raise
 
-    def _create(self, pleo: Pleo, company_id: str, groups: list[list[Item]]) -> None:
+    def _create(self, target: Target, company_id: str, groups: list[list[Item]]) -> None:
         self._check_time()
         accounts = [NewAccount(group[0][1].action.external_id, group[0][1].action.desired) for group in groups]
         self._sending = groups
         try:
-            result = pleo.batch_create(company_id, accounts)
+            result = target.batch_create(company_id, accounts)
         except OutOfTimeError as exc:
             raise _OutOfTime from exc
-        except PleoRequestError as exc:
+        except TargetRequestError as exc:
             for group in groups:
                 self._settle_dead(group, [exc.message])
             return
-        except PleoError as exc:
+        except TargetError as exc:
             raise _TenantUnavailable from exc
         for group in groups:
             action = group[0][1].action
@@ -313,53 +315,53 @@ class Writer:
                 continue
             reasons = result.failed.get(action.external_id)
             if reasons is None:  # neither created nor failed: ask again later
-                self._leave(group, Outcome.RETRY, "batch create: Pleo's answer names it neither created nor failed")
+                self._leave(group, Outcome.RETRY, "batch create: the answer names it neither created nor failed")
             elif reasons == [ALREADY_EXISTS]:
-                self._reconcile(pleo, company_id, group)
+                self._reconcile(target, company_id, group)
             else:
                 self._settle_dead(group, reasons)
 
-    def _reconcile(self, pleo: Pleo, company_id: str, group: list[Item]) -> None:
+    def _reconcile(self, target: Target, company_id: str, group: list[Item]) -> None:
         """An account with this externalId exists: make it what the create asked for."""
         action = group[0][1].action
         self._check_time()
         self._sending = [group]
         try:
-            existing = pleo.find(company_id, action.external_id)
+            existing = target.find(company_id, action.external_id)
             if existing is None:
                 self._settle_dead(group, [ALREADY_EXISTS, "but no account with this externalId can be found"])
                 return
             if existing.archived or changed_fields(existing.fields(), action.desired):
                 self._check_time()
-                pleo.put(existing.id, action.desired, archived=False, metadata=existing.metadata)
+                target.put(existing.id, action.desired, archived=False, metadata=existing.metadata)
         except OutOfTimeError as exc:
             raise _OutOfTime from exc
-        except PleoRequestError as exc:
+        except TargetRequestError as exc:
             self._settle_dead(group, [ALREADY_EXISTS, exc.message])
             return
-        except PleoError as exc:
+        except TargetError as exc:
             raise _TenantUnavailable from exc
         self._applied(group)
 
-    def _put(self, pleo: Pleo, group: list[Item]) -> None:
+    def _put(self, target: Target, group: list[Item]) -> None:
         action = group[0][1].action
         if action.account_id is None:
-            self._settle_dead(group, [f"{action.kind} without a Pleo account id"])
+            self._settle_dead(group, [f"{action.kind} without the target's account id"])
             return
         self._check_time()
         self._sending = [group]
         try:
-            pleo.put(action.account_id, action.desired, archived=action.kind == ActionKind.ARCHIVE,
-                     metadata=action.metadata)
+            target.put(action.account_id, action.desired, archived=action.kind == ActionKind.ARCHIVE,
+                       metadata=action.metadata)
         except OutOfTimeError as exc:
             raise _OutOfTime from exc
-        except PleoRequestError as exc:
+        except TargetRequestError as exc:
             if exc.status == 404 and action.kind == ActionKind.ARCHIVE:
-                self._applied(group)  # gone from Pleo: nothing left to archive
+                self._applied(group)  # gone from the target: nothing left to archive
             else:
                 self._settle_dead(group, [exc.message])
             return
-        except PleoError as exc:
+        except TargetError as exc:
             raise _TenantUnavailable from exc
         self._applied(group)
 
