@@ -72,3 +72,49 @@ def test_demo_with_an_accounting_system_source(source, capsys):
 def test_demo_shape_a_system_does_not_document_is_exit_2_naming_what_it_plays(capsys):
     assert main(["demo", "--source", "dualentry", "--source-shape", "page_shape=links"]) == 2
     assert "the dualentry emulator plays list_shape=object|array" in capsys.readouterr().err
+
+
+def test_sync_copies_a_dualentry_chart_into_thredfi_a_second_run_plans_nothing_and_unsupported_is_reported():
+    rows = chart(8, inactive_every=4)  # six active accounts
+    active = {code: name for _, code, name, on in rows if on}
+    with dualentry(rows) as source, thredfi([]) as target:
+        flags = ["--source-kind", "dualentry", "--source-url", source.emulator.url,
+                 "--source-credential", f"apiKey={SECRET_KEY}",
+                 "--target-kind", "thredfi", "--target-url", target.emulator.url,
+                 "--target-setting", f"businessId={BUSINESS}", "--target-credential", f"partnerUuid={PARTNER}",
+                 "--target-credential", f"apiKey={SECRET_KEY}"]
+        first = coa_sync("sync", *flags, "--json")
+        assert first.returncode == 0, first.stderr
+        report = json.loads(first.stdout)
+        assert report["planned"] == report["applied"] == {"create": 6, "update": 0, "unarchive": 0, "archive": 0,
+                                                          "noop": 0}
+        assert report["status"] == "completed" and report["failed"] == [] and report["unsupported"]["count"] == 0
+        copied = target.emulator.accounts(BUSINESS)
+        assert {a["code"]: a["name"] for a in copied if a["is_active"]} == active
+        assert all(a["external_id"] == a["code"] for a in copied)  # the key the next run reads back, via `code`
+
+        second = coa_sync("sync", *flags)
+        assert second.returncode == 0, second.stderr
+        assert "No changes: Thredfi already matches the source." in second.stdout
+        assert "Plan: 0 to create, 0 to unarchive, 0 to update, 0 to archive, 6 unchanged." in second.stdout
+
+        # Deactivated in DualEntry: archived in Thredfi. Archived in Thredfi by hand: unarchiving it is an
+        # update, which Thredfi cannot take: reported with the reason, not queued.
+        source.emulator.set_active(SECRET_KEY, 1002, False)
+        target.emulator.set_active(BUSINESS, "1001", False)
+        third = coa_sync("sync", *flags, "--json")
+        shown = coa_sync("plan", *flags)  # the plan as a table: the unsupported action, with its reason
+    assert shown.returncode == 1, shown.stderr
+    assert "1 action(s) not taken, unsupported by the target:" in shown.stdout
+    assert "  unsupported by the target: thredfi cannot update accounts" in shown.stdout
+    assert "  # unarchive 1001 (Account 1)" in shown.stdout
+    assert third.returncode == 1, third.stderr  # the run ended with an action not taken
+    report = json.loads(third.stdout)
+    assert report["planned"]["archive"] == report["applied"]["archive"] == 1 and report["status"] == "completed"
+    assert report["planned"]["unarchive"] == 0
+    assert report["unsupported"] == {"count": 1, "actions": [{"externalId": "1001", "action": "unarchive"}],
+                                     "reasons": {"unarchive": "unsupported by the target: thredfi cannot update "
+                                                              "accounts (Thredfi documents no endpoint that updates "
+                                                              "an account)"}}
+    assert {a["code"] for a in target.emulator.accounts(BUSINESS) if not a["is_active"]} == {"1001", "1002"}
+    assert SECRET_KEY not in first.stdout + first.stderr + second.stdout + third.stdout + third.stderr
