@@ -102,7 +102,7 @@ def drive_sync(url: str, wanted: SourceSnapshot, limiter: SlidingWindowLimiter,
         target = pleo.snapshot(COMPANY)
     result = make_plan(wanted.columns(), target.columns())
     dead = _DeadLetters()
-    writer = Writer(tenant=lambda _id: TENANT, pleo_for=client, dead_letters=dead)
+    writer = Writer(tenant=lambda _id: TENANT, target_for=client, dead_letters=dead)
     retried = 0
     for start in range(0, len(result.actions), WRITER_BATCH):
         chunk = result.actions[start:start + WRITER_BATCH]
