@@ -125,8 +125,8 @@ class DualEntryConnector:
             return whole_key, budget(budget_key(SYSTEM, config.base_url, api_key, method, route), ROUTE_RATE)
 
         self._http = RetryingHttp(SYSTEM, config.base_url, describe=_describe, transport=transport, sleep=sleep,
-                                  max_attempts=max_attempts,
-                                  deadline=deadline, budgets=budgets)
+                                  max_attempts=max_attempts, deadline=deadline,
+                                  budgets=budgets)
 
     def close(self) -> None:
         self._http.close()

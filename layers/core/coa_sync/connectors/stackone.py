@@ -100,8 +100,8 @@ class StackOneConnector:
         self._headers = {"x-account-id": config.account_id}
         whole_key = budget(budget_key(SYSTEM, config.base_url, api_key), key_rate(config))
         self._http = RetryingHttp(SYSTEM, config.base_url, describe=_describe, transport=transport, sleep=sleep,
-                                  max_attempts=max_attempts,
-                                  deadline=deadline, budgets=lambda _method, _path: (whole_key,))
+                                  max_attempts=max_attempts, deadline=deadline,
+                                  budgets=lambda _method, _path: (whole_key,))
         self._collection = f"/unified/accounting/companies/{config.company_id}/accounts"
 
     def close(self) -> None:

@@ -97,8 +97,8 @@ class ThredfiConnector:
         self._clock = clock
         partner = budget(budget_key(SYSTEM, config.base_url, credentials.partner_uuid), raised(config, RATE))
         self._http = RetryingHttp(SYSTEM, config.base_url, describe=_describe, transport=transport, sleep=sleep,
-                                  max_attempts=max_attempts,
-                                  deadline=deadline, budgets=lambda _method, _path: (partner,))
+                                  max_attempts=max_attempts, deadline=deadline,
+                                  budgets=lambda _method, _path: (partner,))
         self._token_key = (config.base_url, credentials.partner_uuid, config.business_id)
         self._collection = f"/v1/platform/businesses/{config.business_id}/general-ledger/chart-of-accounts/"
 
