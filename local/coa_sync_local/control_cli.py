@@ -122,6 +122,9 @@ def _show(args: argparse.Namespace) -> int:
         "run": {**record.model_dump(mode="json"), "queued": queued},
         "errors": [error.model_dump() for error in plan.errors] if plan else [],
         "held": {"reason": plan.held_reason, "archives": [a.external_id for a in plan.held]} if plan else None,
+        "unsupported": {"reasons": {str(kind): why for kind, why in plan.unsupported_reasons.items()},
+                        "actions": [{"externalId": a.external_id, "action": str(a.kind)} for a in plan.unsupported]}
+        if plan else None,
         "failed": [letter.model_dump(mode="json") for letter in letters],
         "pleoConnection": reauth.get(record.tenant_id),
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coa_sync.models import AccountFields, Action, ActionKind
+from coa_sync.models import AccountFields, Action, ActionKind, Plan
 
 from coa_sync_local.runner import RunResult
 
@@ -46,11 +46,7 @@ def plan_table(result: RunResult, full: bool = False) -> str:
         lines.append(f"Archives held back: {plan.held_reason}.")
         lines.extend(first([f"  = archive {a.external_id} ({a.desired.name})" for a in plan.held], full,
                            result.record.held))
-    if plan.unsupported:
-        lines.append(f"{result.record.unsupported} action(s) not taken, unsupported by the target:")
-        lines.extend(f"  {reason}" for reason in plan.unsupported_reasons.values())
-        lines.extend(first([f"  # {a.kind.value} {a.external_id} ({a.desired.name})" for a in plan.unsupported],
-                           full, result.record.unsupported))
+    lines.extend(unsupported_lines(plan, full, result.record.unsupported))
     if plan.errors:
         lines.append(f"{len(plan.errors)} item(s) set aside:")
         lines.extend(first([f"  ! {error}" for error in plan.errors], full))
@@ -58,6 +54,16 @@ def plan_table(result: RunResult, full: bool = False) -> str:
         lines.append(f"{len(plan.notes)} note(s) on how the source was read:")
         lines.extend(first([f"  * {note}" for note in plan.notes], full))
     return "\n".join(lines)
+
+
+def unsupported_lines(plan: Plan, full: bool = False, total: int | None = None) -> list[str]:
+    """The actions the target cannot take, with each kind's reason (none: no lines)."""
+    if not plan.unsupported:
+        return []
+    total = len(plan.unsupported) if total is None else total
+    return [f"{total} action(s) not taken, unsupported by the target:",
+            *(f"  {reason}" for reason in plan.unsupported_reasons.values()),
+            *first([f"  # {a.kind.value} {a.external_id} ({a.desired.name})" for a in plan.unsupported], full, total)]
 
 
 def target_name(result: RunResult) -> str:

@@ -6,7 +6,7 @@ from coa_sync.history import ChartChange
 from coa_sync.models import DeadLetter, Plan, PlanCounts, RunRecord
 from coa_sync.tokens import RECONNECT_HINT
 
-from coa_sync_local.render import field_change, first, table
+from coa_sync_local.render import field_change, first, table, unsupported_lines
 
 KINDS = ("create", "update", "unarchive", "archive")
 
@@ -59,6 +59,8 @@ def report(record: RunRecord, plan: Plan | None, letters: list[DeadLetter], queu
         lines.append(f"Archives held back: {plan.held_reason}")
         lines.extend(first([f"  = archive {a.external_id} ({a.desired.name})" for a in plan.held]))
         lines.append(f"Release them with: coa-sync approve {record.run_id}")
+    if plan:
+        lines.extend(unsupported_lines(plan))
     if plan and plan.errors:
         lines.append(f"{len(plan.errors)} item(s) set aside:")
         lines.extend(first([f"  ! {error}" for error in plan.errors]))
