@@ -35,7 +35,7 @@ def failure(result: subprocess.CompletedProcess[str]) -> dict:
     ({"--company-id": "  "}, "--company-id", "argument --company-id: is blank"),
     ({"--tenant": "Acme Corp"}, "--tenant", "argument --tenant: 'Acme Corp' is not a tenant id"),
     ({"--pleo-url": "localhost:8080"}, "--pleo-url", "argument --pleo-url: must be an http(s) URL"),
-    ({"--pleo-url": None}, "--pleo-url", "the following arguments are required: --pleo-url"),
+    ({"--pleo-url": None}, "--pleo-url", "--pleo-url is required (or --target-kind thredfi|dualentry|stackone)"),
     ({"--archive-guard-min": "-1"}, "--archive-guard-min", "argument --archive-guard-min: "),
     ({"--frobnicate": "1"}, "--frobnicate", "unrecognized arguments: --frobnicate"),
 ])
