@@ -195,7 +195,8 @@ def test_thredfi_cannot_update_and_says_so():
     update = Action(kind=ActionKind.UPDATE, external_id="thr-1", account_id="a", desired=AccountFields(name="A"))
     with thredfi(chart(1)) as system:
         result = connect(system).write([update])
-    assert result.failed == {"thr-1": ["thredfi connector cannot update accounts"]}
+    assert result.failed == {"thr-1": ["unsupported by the target: thredfi cannot update accounts (Thredfi documents "
+                                       "no endpoint that updates an account)"]}
 
 
 # -- DualEntry -----------------------------------------------------------------------------

@@ -210,6 +210,7 @@ def test_fetch_tenant_writes_both_snapshots_and_then_the_manifest(stack, emulato
         "sourceKey": prefix + "source.json.gz", "targetKey": prefix + "target.json.gz",
         "sourceAccounts": 5,  # every row read, the inactive one too: the diff keeps the active ones
         "targetAccounts": 4,  # active and archived
+        "targetKind": "pleo",  # the tenant names no target: Pleo
         "archiveGuard": None,  # the tenant has no limit of its own: the stack's parameters apply
     }
     assert started - timedelta(seconds=1) <= manifest.created_at <= datetime.now(UTC)
