@@ -15,7 +15,7 @@ from coa_sync.adapters.pleo import API_CALLS, PleoClient, PleoCredentials
 from coa_sync.diff import plan as make_plan
 from coa_sync.models import ActionMessage, DeadLetter, Plan, SourceSnapshot, Tenant
 from coa_sync.pipeline.write import Record, Writer
-from coa_sync.ratelimit import SlidingWindowLimiter
+from coa_sync.tokenbucket import RateBudget
 
 COMPANY = "12abc3d4-e567-890e-1234-abc56e78fabc"
 API_KEY = "bench-api-key"
@@ -90,13 +90,13 @@ class SyncResult:
     retried: int
 
 
-def drive_sync(url: str, wanted: SourceSnapshot, limiter: SlidingWindowLimiter,
+def drive_sync(url: str, wanted: SourceSnapshot, budget: RateBudget,
                client_options: dict | None = None) -> SyncResult:
     """Snapshot Pleo, plan, and apply the plan through the real Writer; counts every Pleo request."""
     API_CALLS.clear()
 
     def client(_tenant: Tenant | None = None) -> PleoClient:
-        return PleoClient(url, PleoCredentials(api_key=API_KEY), limiter=limiter, **(client_options or {}))
+        return PleoClient(url, PleoCredentials(api_key=API_KEY), budget=budget, **(client_options or {}))
 
     with client() as pleo:
         target = pleo.snapshot(COMPANY)

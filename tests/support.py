@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from coa_sync.tokenbucket import Rate, TokenBucket
+
 COMPANY = "12abc3d4-e567-890e-1234-abc56e78fabc"
 API_KEY = "pls_test_key_0123456789"
 
@@ -18,6 +20,11 @@ SEED_PLEO = [
     {"externalId": "ext-2000", "code": "2000", "name": "Travel", "archived": True},
     {"externalId": "ext-1000", "code": "1000", "name": "Office Supplies", "archived": False},
 ]
+
+
+def budget(limit: int = 100_000, window: float = 60.0) -> TokenBucket:
+    """A Pleo client's rate budget in this process: at most `limit` requests in any `window` seconds."""
+    return TokenBucket(Rate.within(limit, window, hold=0.0))
 
 
 class FakeClock:

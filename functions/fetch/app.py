@@ -55,7 +55,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         manifest = fetch_run(
             request,
             tenants.get(request.tenant_id),
-            read_source=lambda source: wiring.source_snapshot(source, files),
+            read_source=lambda source: wiring.source_snapshot(settings, source, files),
             read_target=lambda tenant: wiring.target_snapshot(settings, tenant, observe_pleo, deadline),
             files=files,
             ledger=ledger,

@@ -41,7 +41,7 @@ import boto3
 from aws_lambda_powertools.utilities import parameters
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
-from coa_sync import ratelimit, tokenbucket, wiring
+from coa_sync import tokenbucket, wiring
 from coa_sync.adapters import aws
 from coa_sync.adapters.events import RunEvents
 from coa_sync.adapters.ledger import Ledger, RunInProgressError
@@ -796,7 +796,6 @@ def _forget_cached_secrets() -> None:
 def _forget_process_memory() -> None:
     """What a fresh Lambda container starts without: AWS clients, cached secrets, rate-limiter windows."""
     _forget_cached_clients()
-    ratelimit.forget()
     tokenbucket.forget()
 
 

@@ -9,21 +9,22 @@ import pytest
 from coa_sync.adapters.pleo import (
     API_CALLS,
     NewAccount,
+    PleoBudgetSpent,
     PleoClient,
     PleoCredentials,
     PleoRequestError,
     PleoTransientError,
 )
 from coa_sync.models import AccountFields
-from coa_sync.ratelimit import SlidingWindowLimiter
+from coa_sync.tokenbucket import Rate, TokenBucket
 from coa_sync_local.emulators.pleo import PleoEmulator
 
-from tests.support import API_KEY, COMPANY
+from tests.support import API_KEY, COMPANY, budget
 
 
 def client(emulator: PleoEmulator, *, limit=500, window=60.0, credentials=None, **options) -> PleoClient:
     return PleoClient(emulator.url, credentials or PleoCredentials(api_key=API_KEY),
-                      limiter=SlidingWindowLimiter(limit, window), **{"timeout": 2.0, **options})
+                      budget=budget(limit, window), **{"timeout": 2.0, **options})
 
 
 def seed(emulator: PleoEmulator, count: int, *, archived_every: int = 0) -> None:
@@ -160,7 +161,7 @@ def test_put_on_unknown_account_is_a_404(pleo):
     assert info.value.status == 404
 
 
-def test_client_limiter_keeps_under_the_server_limit():
+def test_client_budget_keeps_under_the_server_limit():
     # A minute played in one second: the server allows 12 per window, the client spends 10.
     with PleoEmulator(rate_limit=12, rate_window_seconds=1.0) as emulator:
         seed(emulator, 0)
@@ -171,11 +172,22 @@ def test_client_limiter_keeps_under_the_server_limit():
     assert emulator.responses[200] == 70  # a find searches the active accounts, then the archived
 
 
+def test_a_budget_spent_for_longer_than_the_client_may_wait_sends_nothing_and_says_when_to_come_back(pleo):
+    budget = TokenBucket(Rate(per_minute=2, burst=1, headroom=1.0))  # one request, then one every 30 s
+    with PleoClient(pleo.url, PleoCredentials(api_key=API_KEY), budget=budget, max_wait=5.0) as api:
+        api.batch_create(COMPANY, [new("a")])
+        with pytest.raises(PleoBudgetSpent) as spent:
+            api.batch_create(COMPANY, [new("b")])
+    assert isinstance(spent.value, PleoTransientError)  # the writer retries it, as any transient failure
+    assert 29 < spent.value.retry_after <= 30 and pleo.calls["batch_create"] == 1
+    assert str(spent.value).startswith("batch_create: the Pleo rate budget has no request left for another")
+
+
 def test_unexpected_page_shape_is_a_clear_error():
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"items": []})
 
-    api = PleoClient("http://127.0.0.1:9", PleoCredentials(api_key="k"), limiter=SlidingWindowLimiter(10),
+    api = PleoClient("http://127.0.0.1:9", PleoCredentials(api_key="k"), budget=budget(),
                      transport=httpx.MockTransport(handler))
     with pytest.raises(Exception, match="search page 1: expected 'data' list"):
         api.snapshot(COMPANY)

@@ -7,10 +7,9 @@ import json
 import httpx
 import pytest
 from coa_sync.adapters.pleo import PleoClient, PleoCredentials, PleoRequestError
-from coa_sync.ratelimit import SlidingWindowLimiter
 from coa_sync_local.emulators import pleo_contract
 
-from tests.support import API_KEY, COMPANY
+from tests.support import API_KEY, COMPANY, budget
 
 
 def logged(log) -> list[dict]:
@@ -27,7 +26,7 @@ def test_an_answer_off_the_contract_is_logged(pleo, pleo_contract_log):
         return status, payload
 
     pleo._handlers["search"] = null_cursor
-    with PleoClient(pleo.url, PleoCredentials(api_key=API_KEY), limiter=SlidingWindowLimiter(100)) as client:
+    with PleoClient(pleo.url, PleoCredentials(api_key=API_KEY), budget=budget()) as client:
         client.snapshot(COMPANY)
     (first, second) = logged(pleo_contract_log)
     assert first == second
@@ -37,7 +36,7 @@ def test_an_answer_off_the_contract_is_logged(pleo, pleo_contract_log):
 
 @pytest.mark.pleo_off_contract("the test sends, as coa-sync's client, a request the contract refuses")
 def test_a_request_from_the_client_off_the_contract_is_refused_and_logged(pleo, pleo_contract_log):
-    with PleoClient(pleo.url, PleoCredentials(api_key=API_KEY), limiter=SlidingWindowLimiter(100),
+    with PleoClient(pleo.url, PleoCredentials(api_key=API_KEY), budget=budget(),
                     page_size=1000) as client, pytest.raises(PleoRequestError) as refused:
         client.snapshot(COMPANY)
     assert refused.value.status == 400

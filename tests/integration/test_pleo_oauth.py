@@ -20,7 +20,7 @@ from coa_sync_local.oauth_file import FileTokenStore
 from coa_sync_local.runner import TABLE
 
 from tests.oauth_support import connect_file
-from tests.support import COMPANY, write_csv
+from tests.support import COMPANY, budget, write_csv
 
 ROWS = [(f"e{n}", str(n), f"Account {n}", True) for n in range(300)]
 
@@ -72,10 +72,9 @@ def test_a_401_is_answered_by_one_refresh_and_the_request_goes_again(emulator, t
     store.write(held.model_copy(update={"expires_at": held.expires_at.replace(year=held.expires_at.year + 1)}))
     time.sleep(2.1)
     from coa_sync.adapters.pleo import PleoClient
-    from coa_sync.ratelimit import SlidingWindowLimiter
 
     tokens = AccessTokens("acme", store, OAuthTokenEndpoint())
-    with PleoClient(emulator.url, tokens, limiter=SlidingWindowLimiter(100)) as client:
+    with PleoClient(emulator.url, tokens, budget=budget()) as client:
         assert len(client.snapshot(COMPANY).accounts) == 3
     assert tokens.refreshes == 1 and emulator.responses[401] == 1
 

@@ -19,13 +19,12 @@ from coa_sync.adapters import http as retries
 from coa_sync.adapters.pleo import PleoClient, PleoCredentials, PleoError, PleoTransientError
 from coa_sync.connectors.base import ConnectorError, RetryingHttp
 from coa_sync.observability import logger
-from coa_sync.ratelimit import SlidingWindowLimiter
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.support import API_KEY, COMPANY, write_csv
+from tests.support import API_KEY, COMPANY, budget, write_csv
 
 
 @pytest.fixture(autouse=True)
@@ -94,7 +93,7 @@ def self_signed(tmp_path) -> Iterator[Listener]:
 
 
 def client(url: str, key: str = "k", **options) -> PleoClient:
-    return PleoClient(url, PleoCredentials(api_key=key), limiter=SlidingWindowLimiter(1000, 1), **options)
+    return PleoClient(url, PleoCredentials(api_key=key), budget=budget(1000, 1), **options)
 
 
 @pytest.fixture

@@ -14,8 +14,9 @@ from coa_sync.adapters.pleo import PleoClient, PleoCredentials, PleoResponseErro
 from coa_sync.diff import plan
 from coa_sync.guard import hold_archives
 from coa_sync.models import ActionKind, PleoAccount, SourceAccount, SourceSnapshot, TargetSnapshot
-from coa_sync.ratelimit import SlidingWindowLimiter
 from coa_sync.sources import SourceFormatError, read_source
+
+from tests.support import budget
 
 HEADER = "externalId,code,name,active,taxCodeExternalId\n"
 COMPANY = "12abc3d4-e567-890e-1234-abc56e78fabc"
@@ -134,7 +135,7 @@ def test_a_bad_row_never_makes_its_pleo_twin_look_orphaned():
 
 
 def client(handler) -> PleoClient:
-    return PleoClient("http://127.0.0.1:9", PleoCredentials(api_key="k"), limiter=SlidingWindowLimiter(1000, 1),
+    return PleoClient("http://127.0.0.1:9", PleoCredentials(api_key="k"), budget=budget(),
                       max_attempts=2, transport=httpx.MockTransport(handler), sleep=lambda _: None)
 
 

@@ -11,7 +11,7 @@ from coa_sync.adapters.http import admit, pause
 from coa_sync.deadline import Deadline, OutOfTimeError
 from coa_sync.models import AccountFields, Action, ActionKind, ActionMessage, new_run_id
 from coa_sync.pipeline.fence import superseded_because
-from coa_sync.ratelimit import SlidingWindowLimiter
+from coa_sync.tokenbucket import BudgetSpent, Rate, TokenBucket
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -70,21 +70,16 @@ def test_shards_hold_seqs_by_thousands():
     assert tally.by_shard([0, 999, 1000, 2500]) == {0: {0, 999}, 1: {1000}, 2: {2500}}
 
 
-def test_the_limiter_waits_only_as_long_as_it_is_told():
-    clock = Clock()
-    limiter = SlidingWindowLimiter(1, window=60.0, clock=clock, sleep=clock.sleep)
-    assert limiter.acquire(timeout=0)
-    assert limiter.acquire(timeout=59) is False and clock.now == 0.0  # would wait 60 s: not at all
-    assert limiter.acquire(timeout=61) and clock.now == 60.0
-
-
 def test_a_request_starts_only_while_it_can_finish_and_a_retry_waits_only_if_it_still_fits():
     clock = Clock()
-    limiter = SlidingWindowLimiter(1, window=60.0, clock=clock, sleep=clock.sleep)
+    budget = TokenBucket(Rate(1, 1, headroom=1.0), clock=clock, sleep=clock.sleep)  # a request a minute
     deadline = Deadline(lambda: 100 - clock.now)
-    admit(limiter, deadline, 15, "search")  # 100 s left, 15 s needed
-    with pytest.raises(OutOfTimeError, match="search: the rate limit frees a request too late"):
-        admit(limiter, deadline, 50, "search")  # the next slot is in 60 s, and then 40 s would be left
+    admit(budget, deadline, 15, "search")  # 100 s left, 15 s needed
+    with pytest.raises(OutOfTimeError, match="search: the rate budget frees a request too late"):
+        admit(budget, deadline, 50, "search")  # the next token is in 60 s, and then 40 s would be left
+    with pytest.raises(BudgetSpent):  # the deadline would allow the wait, the caller's own bound not
+        admit(budget, deadline, 15, "search", max_wait=30)
+    assert clock.now == 0  # nothing waited, nothing taken
     pause(5, deadline, 15, "put: HTTP 503", clock.sleep)
     assert clock.now == 5
     with pytest.raises(OutOfTimeError, match=r"put: HTTP 503 \(retry after 90.0 s\): 95 s left, 105 s needed"):

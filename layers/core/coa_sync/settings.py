@@ -6,6 +6,8 @@ instead of failing later in the middle of a run.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, HttpUrl
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -38,8 +40,12 @@ def lock_ttl(visibility_timeout: int, max_receive_count: int) -> int:
 
 class PleoSettings(CommonSettings):
     pleo_base_url: HttpUrl
-    # Pleo allows 600 requests/min and asks integrations to stay at or under 500.
-    pleo_rate_limit_per_minute: int = Field(default=500, ge=1, le=600)
+    # Pleo allows 600 requests/min and asks integrations to stay at or under 500: at most this many in any
+    # window, per scope, across every container and function (the shared budget in the tenants table).
+    pleo_rate_limit_per_minute: int = Field(default=500, ge=2, le=600)
+    # What Pleo's limit counts is undocumented: each Pleo company on its own, or every tenant of one OAuth
+    # client or API key together.
+    pleo_rate_scope: Literal["company", "integration"] = "company"
     # Sixty seconds in production; tests and benchmarks shrink it to play a minute in a second.
     pleo_rate_window_seconds: float = Field(default=60.0, gt=0)
     pleo_timeout_seconds: float = Field(default=15.0, gt=0)

@@ -19,14 +19,15 @@ from coa_sync.adapters.secrets import pleo_credentials
 from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.models import RunRecord, SourceConfig, SourceSnapshot, TargetSnapshot, Tenant
 from coa_sync.observability import observe_run
-from coa_sync.ratelimit import limiter_for
 from coa_sync.settings import CommonSettings, PleoSettings, WebhookSettings
+from coa_sync.tokenbucket import Rate, budget_key
 
 if TYPE_CHECKING:
-    from coa_sync.adapters.pleo import PleoClient
+    from coa_sync.adapters.budget import SharedBudget
+    from coa_sync.adapters.pleo import PleoClient, PleoCredentials
     from coa_sync.pipeline.connect import Connector
     from coa_sync.pipeline.write import Target
-    from coa_sync.tokens import AccessTokens, TokenStore
+    from coa_sync.tokens import AccessTokens, OAuthCredentials, TokenStore
 
 Observer = Callable[[str, int, float], None]
 # Token stores that stand in for a tenant's secret, by secret name: the local runner registers the
@@ -42,13 +43,36 @@ def pleo_client(settings: PleoSettings, tenant: Tenant, observe: Observer | None
     return PleoClient(
         str(settings.pleo_base_url),
         credentials if isinstance(credentials, PleoCredentials) else access_tokens(settings, tenant),
-        limiter=limiter_for(tenant.tenant_id, settings.pleo_rate_limit_per_minute, settings.pleo_rate_window_seconds),
+        budget=pleo_budget(settings, tenant, credentials),
         timeout=settings.pleo_timeout_seconds,
         max_attempts=settings.pleo_max_attempts,
         observe=observe,
         page_size=settings.pleo_page_size,
         deadline=deadline,
     )
+
+
+def pleo_budget(settings: PleoSettings, tenant: Tenant,
+                credentials: PleoCredentials | OAuthCredentials) -> SharedBudget:
+    """The tenant's share of Pleo's limit: one bucket per scope in the tenants table, which every container
+    and function calling Pleo takes from (coa_sync.adapters.budget). At most PLEO_RATE_LIMIT_PER_MINUTE
+    requests reach Pleo in any window (PLEO_RATE_WINDOW_SECONDS), tokens held up to 2 s of a minute."""
+    from coa_sync.adapters.budget import DEFAULT_HOLD, SharedBudget
+    from coa_sync.tokens import OAuthCredentials
+
+    window = settings.pleo_rate_window_seconds
+    hold = DEFAULT_HOLD * window / 60.0  # a window played faster holds its tokens as much shorter
+    base_url = str(settings.pleo_base_url)
+    if settings.pleo_rate_scope == "company":
+        key = f"pleo:{base_url.rstrip('/')}:company:{tenant.company_id}"
+    elif isinstance(credentials, OAuthCredentials):  # every tenant connected through one OAuth client
+        key = budget_key("pleo", base_url, credentials.client_id)
+    else:  # a customer's own integration: its API key (a fingerprint of it, never the key)
+        secret = credentials.api_key or credentials.access_token
+        assert secret is not None, "pleo_credentials answers an api key or a token"
+        key = budget_key("pleo", base_url, secret.get_secret_value())
+    return SharedBudget(key, Rate.within(settings.pleo_rate_limit_per_minute, window, hold),
+                        settings.tenants_table, hold=hold)
 
 
 def access_tokens(settings: PleoSettings, tenant: Tenant) -> AccessTokens:
@@ -108,7 +132,7 @@ def target_snapshot(settings: PleoSettings, tenant: Tenant, observe: Observer | 
         return pleo_snapshot(settings, tenant, observe, deadline)
     from coa_sync import connectors
 
-    with closing(connectors.source_for(tenant.target, connectors.ConnectorDeps(deadline=deadline))) as system:
+    with closing(connectors.source_for(tenant.target, _shared_deps(settings, deadline))) as system:
         return targets.as_target(targets.keyed_for(system.read_accounts(), tenant.target.kind))
 
 
@@ -121,7 +145,7 @@ def target_client(settings: PleoSettings, tenant: Tenant, observe: Observer | No
     from coa_sync import connectors
     from coa_sync.connectors.target import ConnectorTarget
 
-    return ConnectorTarget(connectors.target_for(tenant.target, connectors.ConnectorDeps(deadline=deadline)))
+    return ConnectorTarget(connectors.target_for(tenant.target, _shared_deps(settings, deadline)))
 
 
 def pleo_check(settings: PleoSettings, tenant: Callable[[str], Tenant | None],
@@ -143,11 +167,22 @@ def pleo_check(settings: PleoSettings, tenant: Callable[[str], Tenant | None],
     return check
 
 
-def source_snapshot(config: SourceConfig, store: SnapshotStore) -> SourceSnapshot:
-    """The tenant's chart from whichever system its source config names (see coa_sync.connectors)."""
+def _shared_deps(settings: CommonSettings, deadline: deadlines.Deadline):  # -> connectors.ConnectorDeps
+    """A connector's dependencies: its rate budgets shared by every container through the tenants table."""
     from coa_sync import connectors
+    from coa_sync.adapters.budget import SharedBudgets
 
-    with closing(connectors.source_for(config, connectors.ConnectorDeps(files=store))) as source:
+    return connectors.ConnectorDeps(deadline=deadline, budget=SharedBudgets(settings.tenants_table))
+
+
+def source_snapshot(settings: CommonSettings, config: SourceConfig, store: SnapshotStore) -> SourceSnapshot:
+    """The tenant's chart from whichever system its source config names (see coa_sync.connectors), within
+    that system's rate budgets, shared by every container through the tenants table."""
+    from coa_sync import connectors
+    from coa_sync.adapters.budget import SharedBudgets
+
+    deps = connectors.ConnectorDeps(files=store, budget=SharedBudgets(settings.tenants_table))
+    with closing(connectors.source_for(config, deps)) as source:
         return source.read_accounts()
 
 

@@ -5,6 +5,7 @@ in time."""
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from coa_sync.deadline import Deadline, OutOfTimeError
 from coa_sync.observability import logger
+from coa_sync.tokenbucket import BudgetSpent
 
 # A retry after an error answer (429, 5xx) is announced once the request has taken this long; a retry
 # after no answer at all (a timeout, a dropped connection) always is: five 15 s timeouts are a minute.
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from coa_sync.ratelimit import SlidingWindowLimiter
+    from coa_sync.tokenbucket import RateBudget
 
 
 @cache
@@ -62,11 +64,20 @@ def wait_before_retry(response: httpx.Response, attempt: int) -> float:
     return backoff(attempt) if asked is None else asked
 
 
-def admit(limiter: SlidingWindowLimiter, deadline: Deadline, request_seconds: float, doing: str) -> None:
-    """Before a request: wait for the rate budget, but only while the request still fits after the wait."""
+def admit(budget: RateBudget, deadline: Deadline, request_seconds: float, doing: str,
+          max_wait: float = math.inf) -> None:
+    """Before a request: take a token from the rate budget, waiting at most `max_wait` for it and only while
+    the request still fits after the wait. Nothing is taken when it does not: OutOfTimeError if the deadline
+    is what the wait would pass, else BudgetSpent (how long until a token is due)."""
     deadline.require(request_seconds, doing)
-    if not limiter.acquire(timeout=deadline.left() - request_seconds):
-        raise OutOfTimeError(f"{doing}: the rate limit frees a request too late for the time left")
+    fits = deadline.left() - request_seconds
+    wait = min(max_wait, fits)
+    try:
+        budget.acquire(timeout=None if math.isinf(wait) else wait)
+    except BudgetSpent:
+        if fits <= max_wait:
+            raise OutOfTimeError(f"{doing}: the rate budget frees a request too late for the time left") from None
+        raise
 
 
 def pause(wait: float, deadline: Deadline, request_seconds: float, doing: str,

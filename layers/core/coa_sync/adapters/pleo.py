@@ -1,7 +1,10 @@
 """Pleo's Chart of Accounts API over httpx.
 
-Retries only what may succeed later (429, 5xx, timeouts, dropped connections), honouring
-Retry-After; every other error is permanent and raised at once. With OAuth, each request carries the
+Every request (each retry too) first takes a token from the tenant's rate budget (coa_sync.tokenbucket:
+shared by every container through the tenants table, see wiring.pleo_budget), waiting at most
+`max_wait` for it: a longer wait raises PleoBudgetSpent, which says when to come back. Retries only what
+may succeed later (429, 5xx, timeouts, dropped connections), honouring Retry-After; every other error is
+permanent and raised at once. With OAuth, each request carries the
 token coa_sync.tokens hands out (refreshed before it expires), and a 401 is sent again once with a
 refreshed token; an authorisation Pleo refused for good raises tokens.ReauthRequired. Credentials live in the
 httpx client only: they are never logged, and errors carry Pleo's message, not our request.
@@ -24,8 +27,8 @@ from coa_sync import deadline as deadlines
 from coa_sync.adapters import http as retries
 from coa_sync.adapters.http import admit, error_message, is_transient, pause, tls
 from coa_sync.models import AccountFields, ItemError, Model, PleoAccount, TargetSnapshot
-from coa_sync.ratelimit import SlidingWindowLimiter
 from coa_sync.targets import TargetError, TargetRequestError
+from coa_sync.tokenbucket import BudgetSpent, RateBudget
 from coa_sync.tokens import TokenRefreshUnavailable
 
 if TYPE_CHECKING:
@@ -78,6 +81,18 @@ class PleoTransientError(PleoError):
     """Still failing after every retry (429, 5xx, network); worth trying again later."""
 
 
+class PleoBudgetSpent(PleoTransientError):
+    """The tenant's rate budget has no request left within the time the caller may wait; nothing was sent.
+
+    `retry_after`: seconds until the budget has one (at the earliest), for a caller that hands its work
+    back rather than waits.
+    """
+
+    def __init__(self, kind: str, retry_after: float) -> None:
+        super().__init__(f"{kind}: the Pleo rate budget has no request left for another {retry_after:.1f} s")
+        self.retry_after = retry_after
+
+
 class PleoRequestError(PleoError, TargetRequestError):
     """Pleo refused the request (4xx); sending it again will not help."""
 
@@ -107,7 +122,7 @@ class PleoClient:
         base_url: str,
         credentials: PleoCredentials | BearerTokens,
         *,
-        limiter: SlidingWindowLimiter,
+        budget: RateBudget,
         timeout: float = 15.0,
         max_attempts: int = 5,
         max_wait: float = 60.0,
@@ -131,7 +146,7 @@ class PleoClient:
             transport=transport,
             verify=tls(),
         )
-        self._limiter = limiter
+        self._budget = budget
         self._timeout = timeout
         self._max_attempts = max_attempts
         self._max_wait = max_wait
@@ -259,7 +274,10 @@ class PleoClient:
             if self._tokens is not None:  # refreshed before it expires; after a 401, once
                 headers["Authorization"] = f"Bearer {self._bearer(rejected)}"
                 rejected = None
-            admit(self._limiter, self._deadline, self._timeout, kind)
+            try:
+                admit(self._budget, self._deadline, self._timeout, kind, self._max_wait)
+            except BudgetSpent as spent:
+                raise PleoBudgetSpent(kind, spent.retry_after) from None
             API_CALLS[kind] += 1
             started = time.monotonic()
             try:

@@ -8,7 +8,6 @@ actions and answers, per action, applied or failed with reasons.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from coa_sync.adapters.http import pause, tls
 from coa_sync.deadline import OutOfTimeError
 from coa_sync.models import Action, ApiSource, ItemError, SourceSnapshot
 from coa_sync.targets import Capabilities, unsupported_reason
-from coa_sync.tokenbucket import BudgetTimeout, Rate, RateBudget
+from coa_sync.tokenbucket import BudgetSpent, Rate, RateBudget
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -110,13 +109,6 @@ def raised(config: ApiSource, stated: Rate) -> Rate:
     return Rate(config.rate_limit_per_minute or stated.per_minute, config.rate_limit_burst or stated.burst)
 
 
-def budget_key(system: str, base_url: str, secret: str, *scope: str) -> str:
-    """A rate budget's key: the system, where it is, a fingerprint of the credential it counts against
-    (never the credential itself) and, for a per-route budget, the route."""
-    fingerprint = hashlib.sha256(secret.encode()).hexdigest()[:16]
-    return ":".join((system, base_url.rstrip("/"), fingerprint, *scope))
-
-
 class RetryingHttp:
     """One system's HTTP client: within its rate budgets, retrying 408/429/5xx/network errors, honouring
     Retry-After.
@@ -194,13 +186,13 @@ class RetryingHttp:
             room = self._deadline.left() - self._timeout
             try:
                 budget.acquire(timeout=min(self._max_wait, room))
-            except BudgetTimeout as exc:
-                if exc.wait <= self._max_wait:
+            except BudgetSpent as exc:
+                if exc.retry_after <= self._max_wait:
                     raise OutOfTimeError(f"{doing}: the rate budget frees a request too late for the time left") \
                         from None
                 raise ConnectorTransientError(f"{self.system}: {method} {path}: the rate budget "
                                               f"({budget.rate.per_minute:g}/min) has no room for another "
-                                              f"{exc.wait:.0f} s") from None
+                                              f"{exc.retry_after:.0f} s") from None
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)

@@ -33,7 +33,6 @@ from coa_sync.connectors.base import (
     ConnectorResponseError,
     RetryingHttp,
     WriteResult,
-    budget_key,
     field_reasons,
     parse_record,
     raised,
@@ -41,7 +40,7 @@ from coa_sync.connectors.base import (
 )
 from coa_sync.models import Action, DualEntrySource, ItemError, Model, SourceAccount, SourceSnapshot
 from coa_sync.targets import CAPABILITIES
-from coa_sync.tokenbucket import BudgetFactory, Rate, RateBudget, bucket_for
+from coa_sync.tokenbucket import BudgetFactory, Rate, RateBudget, bucket_for, budget_key
 
 SYSTEM = "dualentry"
 PAGE_SIZE = 100  # documented maximum limit

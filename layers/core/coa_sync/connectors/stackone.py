@@ -33,14 +33,13 @@ from coa_sync.connectors.base import (
     ConnectorResponseError,
     RetryingHttp,
     WriteResult,
-    budget_key,
     parse_record,
     raised,
     unsupported,
 )
 from coa_sync.models import Action, ItemError, Model, SourceAccount, SourceSnapshot, StackOneSource
 from coa_sync.targets import CAPABILITIES
-from coa_sync.tokenbucket import BudgetFactory, Rate, bucket_for
+from coa_sync.tokenbucket import BudgetFactory, Rate, bucket_for, budget_key
 
 SYSTEM = "stackone"
 PAGE_SIZE = 100

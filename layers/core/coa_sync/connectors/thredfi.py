@@ -32,7 +32,6 @@ from coa_sync.connectors.base import (
     ConnectorResponseError,
     RetryingHttp,
     WriteResult,
-    budget_key,
     field_reasons,
     parse_record,
     raised,
@@ -40,7 +39,7 @@ from coa_sync.connectors.base import (
 )
 from coa_sync.models import Action, ActionKind, ItemError, Model, SourceAccount, SourceSnapshot, ThredfiSource
 from coa_sync.targets import CAPABILITIES
-from coa_sync.tokenbucket import BudgetFactory, Rate, bucket_for
+from coa_sync.tokenbucket import BudgetFactory, Rate, bucket_for, budget_key
 
 SYSTEM = "thredfi"
 PAGE_SIZE = 100  # documented maximum page_size

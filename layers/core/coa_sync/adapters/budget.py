@@ -1,0 +1,161 @@
+"""The rate budget every container and function shares: a token bucket per scope in the tenants table.
+
+Item (single table, keys pk/sk, TTL attribute expiresAt):
+  BUDGET#<key> / BUDGET   tat, expiresAt   one scope's bucket (a Pleo company, an API key, a route...)
+
+The bucket is one number, `tat`: the time (epoch seconds) at which it will be full again. At `now`
+it holds capacity - (tat - now) * refill tokens, all of them once tat <= now. Taking n moves tat to
+max(tat, now) + n / refill. DynamoDB cannot take a max, so a take is one of two conditional updates,
+each a single round trip and atomic however many containers take at once:
+
+  the bucket is full (tat <= now, or no item):   SET tat = now + n / refill
+  the bucket is in use (now <= tat <= latest):   SET tat = tat + n / refill
+
+where latest = now + (capacity - n) / refill plus the time the caller may wait. Tokens taken past
+the first bound are reserved: they fall due later (as the bucket refills), promised to this caller
+in turn, and it sleeps until then (as TokenBucket does). A condition that fails answers the item as
+it is (ReturnValuesOnConditionCheckFailure): that says which update to try, or how long until a
+token falls due; when that is longer than the caller may wait, nothing is taken and BudgetSpent says
+when to come back. Nothing is ever read before a take.
+
+Leases: a take gets up to MAX_LEASE tokens (one more than this budget handed out in the last
+`use_by` seconds), so most requests cost no round trip. A leased token is used within `use_by`
+seconds of falling due or not at all, and counts as spent either way. A token's request then reaches
+the server at most `hold` (= 2 x use_by: the other half is its way there) after its take: the bucket
+keeps the Rate's burst less refill x hold, and what reaches the server stays within
+burst + refill x T in any T seconds (Rate.within turns Pleo's "500 in any 60 s" into such figures).
+
+Clocks: every container reads its own (time.time; Lambda's is NTP-disciplined). One running d seconds
+ahead of the others takes at most d x refill tokens early.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from coa_sync.adapters.aws import client
+from coa_sync.tokenbucket import BudgetSpent, Rate
+
+PREFIX = "BUDGET#"
+SORT_KEY = "BUDGET"
+MAX_LEASE = 5
+DEFAULT_HOLD = 2.0  # seconds from a token's take to its request's arrival, at most
+TRIES = 8  # conditional updates of one take, each answered with the item as it was: more means a storm
+ITEM_TTL = 24 * 3600  # an idle bucket is full: its item may go
+NEVER = 365 * 24 * 3600.0  # "no timeout", as a wait DynamoDB can compare
+
+
+class SharedBudget:
+    """A RateBudget for one key, kept in the table; threads sharing one object share its lease."""
+
+    def __init__(self, key: str, rate: Rate, table_name: str, *, hold: float = DEFAULT_HOLD, lease: int = MAX_LEASE,
+                 dynamodb: Any | None = None, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.key = key
+        self.rate = rate
+        self._table = table_name
+        self._dynamodb = dynamodb if dynamodb is not None else client("dynamodb")
+        self._interval = 1.0 / rate.refill  # seconds a token takes to come back
+        self._capacity = max(1.0, rate.burst - rate.refill * hold)
+        self._lease_max = max(1, min(lease, int(self._capacity)))
+        self._use_by = hold / 2
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._leased = 0  # tokens taken and not yet handed out
+        self._due = 0.0  # when they may be used
+        self._handed: deque[float] = deque()  # when tokens were asked for lately: the next lease's size
+        self._tat: float | None = None  # the item's tat as last seen
+        self.waited = 0.0  # seconds callers slept for tokens
+        self.round_trips = 0  # conditional updates sent
+
+    def acquire(self, timeout: float | None = None) -> None:
+        with self._lock:
+            now = self._clock()
+            self._handed.append(now)
+            while self._handed[0] < now - self._use_by:
+                self._handed.popleft()
+            if self._leased and now <= self._due + self._use_by:
+                wait = max(0.0, self._due - now)
+                if timeout is not None and wait > timeout:
+                    raise BudgetSpent(wait)
+                self._leased -= 1
+            else:
+                taken, self._due = self._take(min(self._lease_max, len(self._handed)), timeout)
+                self._leased = taken - 1
+                wait = max(0.0, self._due - now)
+            self.waited += wait
+        if wait > 0:
+            self._sleep(wait)
+
+    def _take(self, wanted: int, timeout: float | None) -> tuple[int, float]:
+        """Take `wanted` tokens (or one, if only one falls due in time): how many, and when they fall due."""
+        allowed = NEVER if timeout is None else max(0.0, timeout)
+        count = wanted
+        for _ in range(TRIES):
+            now = self._clock()
+            full = self._tat is None or self._tat <= now
+            cost = count * self._interval
+            if full:
+                answer = self._update("SET tat = :tat, expiresAt = :expires",
+                                      "attribute_not_exists(tat) OR tat <= :now",
+                                      {":tat": now + cost, ":now": now}, now)
+            else:
+                latest = now + (self._capacity - count) * self._interval + allowed
+                answer = self._update("SET tat = tat + :cost, expiresAt = :expires", "tat BETWEEN :now AND :latest",
+                                      {":cost": cost, ":now": now, ":latest": latest}, now)
+            taken, self._tat = answer
+            if taken:
+                return count, max(now, self._tat - self._capacity * self._interval)
+            if self._tat is None or self._tat <= now:
+                continue  # the bucket is full again: the other update
+            first = self._tat + self._interval - self._capacity * self._interval - now  # until one token is due
+            if first + (count - 1) * self._interval > allowed:
+                if first > allowed:
+                    raise BudgetSpent(first)
+                count = 1  # not a whole lease in time, but one token
+        raise BudgetSpent(self._interval)  # every try lost to another taker: come back in a token's time
+
+    def _update(self, expression: str, condition: str, values: dict[str, float],
+                now: float) -> tuple[bool, float | None]:
+        """(True, the new tat) if the condition held; (False, the tat the item has, None if none) if not."""
+        self.round_trips += 1
+        numbers = {name: {"N": f"{value:.6f}"} for name, value in values.items()}
+        try:
+            response = self._dynamodb.update_item(
+                TableName=self._table, Key={"pk": {"S": PREFIX + self.key}, "sk": {"S": SORT_KEY}},
+                UpdateExpression=expression, ConditionExpression=condition,
+                ExpressionAttributeValues={**numbers, ":expires": {"N": str(int(now) + ITEM_TTL)}},
+                ReturnValues="UPDATED_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            tat = exc.response.get("Item", {}).get("tat", {}).get("N")
+            return False, None if tat is None else float(tat)
+        return True, float(response["Attributes"]["tat"]["N"])
+
+
+class SharedBudgets:
+    """A BudgetFactory over the tenants table: one SharedBudget per key and rate while it lives (a client,
+    a connector), so one user of many budgets (DualEntry's routes) keeps each one's lease."""
+
+    def __init__(self, table_name: str, *, hold: float = DEFAULT_HOLD, dynamodb: Any | None = None) -> None:
+        self._table = table_name
+        self._hold = hold
+        self._dynamodb = dynamodb
+        self._budgets: dict[tuple[str, Rate], SharedBudget] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, key: str, rate: Rate) -> SharedBudget:
+        with self._lock:
+            budget = self._budgets.get((key, rate))
+            if budget is None:
+                budget = self._budgets[(key, rate)] = SharedBudget(key, rate, self._table, hold=self._hold,
+                                                                   dynamodb=self._dynamodb)
+            return budget

@@ -1,0 +1,239 @@
+"""The shared rate budget (coa_sync.adapters.budget) on moto's DynamoDB: however many takers lease tokens
+from one bucket in the tenants table, what reaches the server stays within the limit in every window,
+and the limit is used."""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from coa_sync.adapters.budget import PREFIX, SharedBudget, SharedBudgets
+from coa_sync.tokenbucket import BudgetSpent, Rate, RateBudget
+from hypothesis import HealthCheck, given, settings, target
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from tests.support import FakeClock
+
+TABLE = "tenants"
+EPOCH = 1_800_000_000.0  # the shared clock is wall time (epoch seconds)
+
+
+@pytest.fixture(scope="module")
+def dynamodb() -> Iterator[object]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="testing",
+                              aws_secret_access_key="testing")
+        client.create_table(
+            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"}])
+        yield client
+
+
+class Clock(FakeClock):
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = EPOCH
+
+
+def excess(times: list[float], capacity: float, refill: float) -> float:
+    """How far the tightest stretch of `times` goes past a bucket of `capacity` refilling at `refill`: the
+    most of (count in [t_i, t_j]) - (capacity + refill * (t_j - t_i)) over every i <= j (> 0: too many)."""
+    ordered, worst, best_start = sorted(times), -capacity, float("-inf")
+    for j, t in enumerate(ordered):
+        best_start = max(best_start, refill * t - j)  # the i that leaves the most counted for its length
+        worst = max(worst, j + 1 - refill * t + best_start - capacity)
+    return worst
+
+
+def peak(arrivals: list[float], window: float) -> int:
+    """The most arrivals in any window [t, t + window)."""
+    ordered = sorted(arrivals)
+    return max((bisect_left(ordered, t + window) - i for i, t in enumerate(ordered)), default=0)
+
+
+keys = iter(range(10**9))
+
+
+def budgets(dynamodb, rate: Rate, takers: int, clock: Clock, hold: float, lease: int = 5) -> list[SharedBudget]:
+    """`takers` containers' budgets of one key (a fresh bucket): each its own lease, one item in the table."""
+    key = f"test-{next(keys)}"
+    return [SharedBudget(key, rate, TABLE, hold=hold, lease=lease, dynamodb=dynamodb, clock=clock, sleep=clock.sleep)
+            for _ in range(takers)]
+
+
+def run(group: list[SharedBudget], clock: Clock, services: list[list[float]], timeouts: list[float | None],
+        until: float = float("inf")) -> tuple[list[float], list[float]]:
+    """Containers working at once, each on its own time: a container asks for a token, waits for it (or
+    is refused), sends its request, and asks again `services[i]` seconds later (cycling), until `until`.
+    Events happen in time order. Returns when tokens were used, and the waits the refused were told."""
+    waiting = [(clock.now, i, 0) for i in range(len(group))]
+    heapq.heapify(waiting)
+    used, refused = [], []
+    while waiting:
+        now, i, n = heapq.heappop(waiting)
+        if now >= until or n >= len(services[i]):
+            continue
+        clock.now = now
+        timeout = timeouts[i % len(timeouts)]
+        try:
+            group[i].acquire(timeout)
+        except BudgetSpent as spent:
+            assert timeout is not None and spent.retry_after > timeout and clock.now == now
+            refused.append(spent.retry_after)
+        else:
+            assert timeout is None or clock.now - now <= timeout + 1e-6
+            used.append(clock.now)
+        heapq.heappush(waiting, (clock.now + services[i][n], i, n + 1))
+    return used, refused
+
+
+# In holds: a container asks again at once, just before its lease lapses (half a hold), later, or in between.
+GAPS = st.one_of(st.sampled_from([0.0, 0.4999, 0.5001, 1.9999]), st.floats(0, 2))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(limit=st.one_of(st.integers(2, 40), st.integers(100, 600)), window=st.sampled_from([1.0, 60.0]),
+       lease=st.integers(1, 8),
+       gaps=st.lists(st.lists(GAPS, min_size=1, max_size=50), min_size=1, max_size=6),
+       timeouts=st.lists(st.one_of(st.none(), st.floats(0, 3)), min_size=1, max_size=3),
+       delays=st.lists(st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0, 1)), min_size=1, max_size=10))
+def test_no_window_sees_more_than_the_limit_however_many_take_and_lease(dynamodb, limit, window, lease, gaps,
+                                                                        timeouts, delays):
+    """Containers taking from one bucket at once, each leasing, each asking as it likes; each request
+    arrives anywhere up to half the hold after its token is used (a leased token unused in time is dropped:
+    spent). The adversary's best: hold leased tokens as long as allowed, then arrive late.
+
+    Two checks: the tokens used keep within the bucket the table holds, with a lease's time to use them
+    (short stretches: where a mistake shows first), and the arrivals keep within the limit in every window.
+    """
+    clock = Clock()
+    hold = window / 30
+    rate = Rate.within(limit, window, hold)
+    group = budgets(dynamodb, rate, len(gaps), clock, hold, lease)
+    used, _ = run(group, clock, [[gap * hold for gap in own] for own in gaps], timeouts)
+    kept = rate.burst - rate.refill * hold  # the bucket in the table
+    assert excess(used, kept + rate.refill * hold / 2, rate.refill) <= 1e-6
+    arrivals = [t + delays[n % len(delays)] * hold / 2 for n, t in enumerate(used)]
+    target(peak(arrivals, window) / limit)  # search towards the fullest windows
+    assert peak(arrivals, window) <= limit
+
+
+def test_containers_that_never_rest_use_at_least_95_percent_of_the_limit(dynamodb):
+    clock = Clock()
+    window = 60.0
+    group = budgets(dynamodb, Rate.within(500, window, 2.0), 4, clock, 2.0)
+    # Each sends a request every 50 to 200 ms (Pleo's latency) for as long as it has tokens.
+    services = [[0.05 * (1 + (i + n) % 4) for n in range(20_000)] for i in range(4)]
+    used, _ = run(group, clock, services, [None], until=EPOCH + 10 * window)
+    assert peak(used, window) <= 500
+    assert len(used) / 10 >= 0.95 * 500  # per window, on average over ten
+    # Leases: even sharing the budget four ways, two requests in three cost no round trip to the table.
+    assert sum(budget.round_trips for budget in group) <= len(used) / 3
+
+
+def test_a_token_further_away_than_the_timeout_is_refused_at_once_and_taken_from_no_one(dynamodb):
+    clock = Clock()
+    rate = Rate(per_minute=6, burst=1, headroom=1.0)  # a token every ten seconds
+    first, second = budgets(dynamodb, rate, 2, clock, hold=0.0)
+    first.acquire()
+    with pytest.raises(BudgetSpent) as spent:
+        second.acquire(timeout=5)
+    assert spent.value.retry_after == pytest.approx(10) and clock.now == EPOCH
+    second.acquire(timeout=11)  # the refused call reserved nothing: the next token is still the first one due
+    assert clock.now == pytest.approx(EPOCH + 10)
+    assert "no token for another 10.0 s" in str(spent.value)
+
+
+def test_a_caller_that_may_wait_reserves_its_token_in_one_round_trip(dynamodb):
+    clock = Clock()
+    rate = Rate(per_minute=60, burst=1, headroom=1.0)
+    first, second, third = budgets(dynamodb, rate, 3, clock, hold=0.0)
+    first.acquire()
+    second.acquire()  # promised the token due in one second: sleeps until then
+    assert clock.now == pytest.approx(EPOCH + 1) and second.waited == pytest.approx(1)
+    clock.now = EPOCH  # a third container, asking at the same moment, is promised the one after
+    third.acquire()
+    assert clock.now == pytest.approx(EPOCH + 2)
+    assert (second.round_trips, third.round_trips) == (2, 2)  # the full bucket's update, then the in-use one
+
+
+def test_a_leased_token_not_used_in_its_time_is_dropped_and_counts_as_spent(dynamodb):
+    clock = Clock()
+    rate = Rate.within(500, 60, 2.0)  # a bucket of 5 in the table; a leased token is good for 1 s
+    holder, other = budgets(dynamodb, rate, 2, clock, 2.0)
+    for _ in range(4):
+        holder.acquire()  # a take leases as many as were asked for in the last second: 1, 2, then 4
+    assert holder.round_trips == 3  # 7 tokens taken, 4 used: 3 still leased
+    while clock.now < EPOCH + 1.5:
+        other.acquire()  # the bucket is drained meanwhile
+    trips, waited = holder.round_trips, holder.waited
+    holder.acquire()  # 1.5 s on: its leased tokens lapsed, so it waits for a new one like anyone
+    assert holder.round_trips > trips and holder.waited > waited
+
+
+def test_a_caller_whose_whole_lease_is_not_due_in_time_takes_one_token(dynamodb):
+    clock = Clock()
+    rate = Rate(per_minute=60, burst=5, headroom=1.0)  # a token a second
+    (budget,) = budgets(dynamodb, rate, 1, clock, hold=0.0)
+    with pytest.raises(BudgetSpent):
+        while True:
+            budget.acquire(timeout=0)  # drains the bucket
+    budget.acquire(timeout=1.5)  # a lease of 5 would be due in 5 s, one token in 1 s: it takes that one
+    assert clock.now == pytest.approx(EPOCH + 1)
+
+
+def test_the_bucket_is_one_item_of_the_tenants_table_that_expires_when_idle(dynamodb):
+    clock = Clock()
+    (budget,) = budgets(dynamodb, Rate.within(500, 60, 2), 1, clock, 2.0)
+    budget.acquire()
+    item = dynamodb.get_item(TableName=TABLE, Key={"pk": {"S": PREFIX + budget.key}, "sk": {"S": "BUDGET"}})["Item"]
+    assert set(item) == {"pk", "sk", "tat", "expiresAt"}
+    assert float(item["tat"]["N"]) == pytest.approx(EPOCH + 60 / 479.03, rel=1e-3)  # one token's refill
+    assert int(item["expiresAt"]["N"]) >= EPOCH + 3600
+
+
+def test_one_factory_keeps_one_budget_per_key_and_rate(dynamodb):
+    factory = SharedBudgets(TABLE, dynamodb=dynamodb)
+    budget = factory("dualentry:key-a:GET:/accounts/", Rate(60, 10))
+    assert isinstance(budget, RateBudget)
+    assert factory("dualentry:key-a:GET:/accounts/", Rate(60, 10)) is budget
+    assert factory("dualentry:key-a:POST:/accounts/", Rate(60, 10)) is not budget
+
+
+def test_pleos_budget_is_per_company_or_per_integration_and_never_keyed_by_a_secret():
+    from coa_sync import wiring
+    from coa_sync.adapters.pleo import PleoCredentials
+    from coa_sync.models import Tenant
+    from coa_sync.settings import PleoSettings
+    from coa_sync.tokens import OAuthCredentials
+
+    def tenant(tenant_id: str, company: str) -> Tenant:
+        return Tenant.model_validate({"tenantId": tenant_id, "companyId": company, "source": {"kind": "file",
+                                      "uri": "s3://b/k.csv"}, "pleoSecretName": f"coa-sync/{tenant_id}/pleo"})
+
+    def key(scope: str, who: Tenant, credentials) -> str:
+        settings = PleoSettings(tenants_table=TABLE, snapshot_bucket="bucket", pleo_rate_scope=scope,
+                                pleo_base_url="https://external.pleo.io")
+        budget = wiring.pleo_budget(settings, who, credentials)
+        assert budget.rate == Rate.within(500, 60.0, 2.0)
+        return budget.key
+
+    one, two = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
+    oauth = OAuthCredentials(token_url="https://auth.pleo.io/oauth/token", client_id="coa-sync-app",
+                             client_secret="s3cret", refresh_token="refresh-r1")
+    first, other = PleoCredentials(api_key="pls_key_one"), PleoCredentials(api_key="pls_key_two")
+    # Per company (the default): every credential of one company, and only of that company.
+    assert key("company", tenant("a", one), first) == key("company", tenant("b", one), other)
+    assert key("company", tenant("a", one), oauth) != key("company", tenant("c", two), oauth)
+    # Per integration: every company connected through one OAuth client; an API key on its own.
+    assert key("integration", tenant("a", one), oauth) == key("integration", tenant("c", two), oauth)
+    assert key("integration", tenant("a", one), first) != key("integration", tenant("b", one), other)
+    keys = [key(scope, tenant("a", one), credentials) for scope in ("company", "integration")
+            for credentials in (first, oauth)]
+    assert not [k for k in keys for secret in ("pls_key_one", "s3cret", "refresh-r1") if secret in k]
