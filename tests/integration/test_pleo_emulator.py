@@ -520,6 +520,17 @@ def test_rate_limit_is_429_with_retry_after_then_recovers():
             assert search(c).status_code == 200
 
 
+def test_the_rate_limit_counts_every_credential_of_a_company_together_and_companies_apart():
+    with PleoEmulator(rate_limit=4, rate_window_seconds=30) as emulator:
+        emulator.add_company(COMPANY, api_keys=[KEY, "pls_second_key"])
+        emulator.add_company(OTHER_COMPANY, api_keys=[OTHER_KEY])
+        with http_client(emulator.url) as first, http_client(emulator.url, "pls_second_key") as second, \
+                http_client(emulator.url, OTHER_KEY) as other:
+            assert [search(c).status_code for c in (first, second, first, second)] == [200] * 4
+            assert search(second).status_code == 429  # the company's fifth, whichever key sends it
+            assert search(other, {"companyId": OTHER_COMPANY}).status_code == 200  # another company's own
+
+
 # --- faults -----------------------------------------------------------------------------
 
 

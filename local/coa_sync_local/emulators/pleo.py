@@ -52,9 +52,10 @@ document covers and the emulator needs to be usable.
     OURS     error bodies {"status", "error", "message"}, the message naming the field
              (`body items[1].name`); Pleo documents no error body
     OURS     a credential belongs to one company: another company's companyId is 403, its ids 404
-    OURS     rate limit: Pleo's 600/min as a per-credential sliding window; X-RateLimit-Limit and
-             -Remaining on every answer, 429 with Retry-After (whole seconds) and X-RateLimit-Reset-Ms
-             (Pleo documents no rate-limit headers)
+    OURS     rate limit: Pleo's 600/min (its docs give the figure, not what it counts) as a sliding window
+             per company, every credential of the company in it (per credential would be the looser
+             reading); X-RateLimit-Limit and -Remaining on every answer, 429 with Retry-After (whole
+             seconds) and X-RateLimit-Reset-Ms (Pleo documents no rate-limit headers)
 
 With COA_SYNC_PLEO_CONTRACT_LOG set (see pleo_contract), every answer is checked against the
 document too, and violations are logged. Faults (`inject`, `chaos`) let tests play the failures a real
@@ -411,15 +412,15 @@ class PleoEmulator(EmulatorBase):
 
     def _process(self, method: str, target: str, headers, body: bytes | None, always: dict[str, str]) -> Reply:
         # Pleo authenticates before routing (an unknown path without credentials is a 401, not a 404),
-        # so this replaces the base's route-then-_authenticate order; _route and _credential are Pleo's own.
+        # so this replaces the base's route-then-_authenticate order; _route and _company are Pleo's own.
         if body is None:
             raise ApiError(413, f"request body is larger than {MAX_BODY_BYTES} bytes")
         path, _, query = target.partition("?")
         path = unquote(path)
         if path.startswith("/oauth/"):  # the authorisation server: no API credentials, its own errors
             return self.oauth.handle(method, path, query, headers, body)
-        credential, company_id = self._credential(headers.get("Authorization"))
-        always.update(self._rate_headers(self._admit(credential)))
+        company_id = self._company(headers.get("Authorization"))
+        always.update(self._rate_headers(self._admit(company_id)))  # one window per company
         endpoint, account_id = _route(method, path)
         request = _Request(company_id, account_id, parse_qs(query, keep_blank_values=True), body)
 
@@ -448,7 +449,8 @@ class PleoEmulator(EmulatorBase):
     def _error_body(self, error: _base.ApiError) -> dict:
         return {"status": error.status, "error": http.HTTPStatus(error.status).phrase, "message": error.message}
 
-    def _credential(self, header: str | None) -> tuple[tuple[str, str], str]:
+    def _company(self, header: str | None) -> str:
+        """The company the request's credential acts for; 401 without one."""
         scheme, _, value = (header or "").strip().partition(" ")
         scheme, value = scheme.lower(), value.strip()
         credential = None
@@ -466,7 +468,6 @@ class PleoEmulator(EmulatorBase):
             company_id = self._credentials.get(credential) if credential and credential[1] else None
         if company_id is None and credential is not None and credential[0] == "bearer":
             company_id, why = self.oauth.company_for(credential[1])
-            credential = ("oauth", company_id)  # one rate window per company, however often tokens rotate
         if company_id is None:
             if why:  # an OAuth access token that expired or was revoked (RFC 6750)
                 raise ApiError(401, f"invalid_token: {why}", {"WWW-Authenticate": f'Bearer error="invalid_token", '
@@ -477,7 +478,7 @@ class PleoEmulator(EmulatorBase):
                 "with the API key as user and an empty password",
                 {"WWW-Authenticate": 'Bearer, Basic realm="pleo"'},
             )
-        return credential, company_id
+        return company_id
 
     # endpoint handlers: run under self._lock, return (status, payload) or raise ApiError
 
@@ -654,7 +655,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m coa_sync_local.em
     )
     parser.add_argument("--page-size-cap", type=int, default=100,
                         help="serve at most this many accounts a page (1..100; default 100)")
-    parser.add_argument("--rate-limit", type=int, default=600, help="requests per minute per credential")
+    parser.add_argument("--rate-limit", type=int, default=600, help="requests per minute per company")
     parser.add_argument("--lenient", action="store_true",
                         help="honour the how-to's includeArchived (default: the spec's strict reading)")
     oauth = parser.add_argument_group("Pleo's OAuth 2.0 authorisation server (/oauth/authorize, /oauth/token)")
