@@ -1,10 +1,19 @@
-"""SQS: the actions queue (SendMessageBatch, 10 at a time; leftovers handed back) and the dead-letter queue."""
+"""SQS: the actions queue (SendMessageBatch, 10 at a time, many calls at once; leftovers handed back) and the
+dead-letter queue.
+
+Every action message carries its tenant as its MessageGroupId. On a standard queue that makes it a
+fair queue: when one tenant's backlog takes more than its share of the writers, SQS hands out the
+other tenants' messages first, so a quiet tenant's few actions are not stuck behind a noisy one's
+initial sync ("Amazon SQS fair queues", SQS developer guide). Nothing else changes: no ordering,
+no deduplication, as on any standard queue.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +25,7 @@ from coa_sync.models import ActionMessage, DeadLetter
 from coa_sync.settings import lock_ttl
 
 SQS_BATCH = 10  # SendMessageBatch's limit
+SEND_THREADS = 16  # SendMessageBatch calls in flight at once: each mostly waits on the network
 PAGE_THROUGH_SECONDS = 300  # long enough to read the whole DLQ once before any message reappears
 # What SQS answers where StartMessageMoveTask is not offered.
 MOVE_TASK_UNSUPPORTED = {"UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", "InvalidAction"}
@@ -27,21 +37,18 @@ class QueueSendError(RuntimeError):
 
 
 class ActionQueue:
-    def __init__(self, url: str, sqs: Any | None = None) -> None:
+    def __init__(self, url: str, sqs: Any | None = None, *, threads: int = SEND_THREADS) -> None:
         self.url = url
         self._sqs = sqs or client("sqs")
+        self._threads = threads
 
     def send(self, messages: Iterable[ActionMessage]) -> int:
-        sent = 0
-        for chunk in chunked(messages, SQS_BATCH):
-            entries = [
-                {"Id": str(index), "MessageBody": message.model_dump_json(),
-                 "MessageAttributes": _message_attributes(message)}
-                for index, message in enumerate(chunk)
-            ]
-            _send_batch(self._sqs, self.url, entries)
-            sent += len(entries)
-        return sent
+        """Queue every message: how many. Up to `threads` SendMessageBatch calls at once (a standard queue
+        keeps no order, so none is lost); it returns once all are queued, or raises QueueSendError once the
+        calls under way have ended, with what was sent before still queued."""
+        batches = ([{"Id": str(index), "MessageBody": message.model_dump_json(), **_envelope(message)}
+                    for index, message in enumerate(chunk)] for chunk in chunked(messages, SQS_BATCH))
+        return sum(_at_once(lambda entries: _send_batch(self._sqs, self.url, entries), batches, self._threads))
 
     def lock_ttl_seconds(self) -> int:
         """The run lock's TTL for this queue (settings.lock_ttl), from its VisibilityTimeout and maxReceiveCount."""
@@ -66,7 +73,7 @@ class ActionQueue:
         """Queue received messages (body, and the action it holds) afresh: their receive count starts again."""
         for chunk in chunked(received, SQS_BATCH):
             _send_batch(self._sqs, self.url, [
-                {"Id": str(i), "MessageBody": body, "MessageAttributes": _message_attributes(message)}
+                {"Id": str(i), "MessageBody": body, **_envelope(message)}
                 for i, (body, message) in enumerate(chunk)])
 
 
@@ -76,9 +83,8 @@ class DeadLetterQueue:
         self._sqs = sqs or client("sqs")
 
     def send(self, letter: DeadLetter) -> None:
-        attributes = _message_attributes(letter.message) if letter.message else {}
-        self._sqs.send_message(QueueUrl=self.url, MessageBody=letter.model_dump_json(),
-                               MessageAttributes=attributes)
+        envelope = _envelope(letter.message) if letter.message else {"MessageAttributes": {}}
+        self._sqs.send_message(QueueUrl=self.url, MessageBody=letter.model_dump_json(), **envelope)
 
     def letters(self) -> list[DeadLetter]:
         """Everything in the DLQ, left there.
@@ -118,7 +124,8 @@ class DeadLetterQueue:
         moved = 0
         while messages := self._receive():
             _send_batch(self._sqs, destination_url, [
-                {"Id": str(i), "MessageBody": m["Body"], "MessageAttributes": m.get("MessageAttributes", {})}
+                {"Id": str(i), "MessageBody": m["Body"], "MessageAttributes": m.get("MessageAttributes", {}),
+                 **_group(m.get("MessageAttributes", {}).get("tenantId", {}).get("StringValue"))}
                 for i, m in enumerate(messages)])
             self._sqs.delete_message_batch(QueueUrl=self.url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
@@ -155,22 +162,49 @@ def read_dead_letter(body: str) -> DeadLetter:
         return DeadLetter(reasons=["unreadable message"], body=body)
 
 
-def _message_attributes(message: ActionMessage) -> dict[str, Any]:
-    return {
+def _envelope(message: ActionMessage) -> dict[str, Any]:
+    """What SQS is told besides the body: the attributes the writer logs by, and the tenant's fair share."""
+    attributes = {
         "tenantId": {"DataType": "String", "StringValue": message.tenant_id},
         "runId": {"DataType": "String", "StringValue": message.run_id},
         "action": {"DataType": "String", "StringValue": str(message.action.kind)},
     }
+    return {"MessageAttributes": attributes, **_group(message.tenant_id)}
 
 
-def _send_batch(sqs: Any, url: str, entries: Sequence[dict[str, Any]]) -> None:
-    """SendMessageBatch can fail per entry; resend those that failed as the sender's fault is not theirs."""
+def _group(tenant_id: str | None) -> dict[str, str]:
+    return {"MessageGroupId": tenant_id} if tenant_id else {}
+
+
+def _at_once(send: Callable[[list[dict[str, Any]]], int], batches: Iterator[list[dict[str, Any]]],
+             threads: int) -> Iterator[int]:
+    """Each batch sent on one of `threads` threads, a few batches ahead at most; what each sent, as they end.
+
+    The first failure stops it: no batch is started after it, those under way end, then it is raised."""
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sqs-send") as pool:
+        pending: set[Future[int]] = set()
+        try:
+            for entries in batches:
+                if len(pending) >= 2 * threads:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    yield from (future.result() for future in done)
+                pending.add(pool.submit(send, entries))
+            done, pending = wait(pending)
+            yield from (future.result() for future in done)
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _send_batch(sqs: Any, url: str, entries: Sequence[dict[str, Any]]) -> int:
+    """SendMessageBatch can fail per entry; resend those that failed as the sender's fault is not theirs.
+    How many were sent: all of them, or QueueSendError."""
     pending = list(entries)
     for attempt in range(1, MAX_BATCH_ATTEMPTS + 1):
         response = sqs.send_message_batch(QueueUrl=url, Entries=pending)
         failed = response.get("Failed") or []
         if not failed:
-            return
+            return len(entries)
         permanent = [f for f in failed if f.get("SenderFault")]
         if permanent:
             detail = "; ".join(f"{f['Id']}: {f.get('Code')} {f.get('Message', '')}".strip() for f in permanent)
