@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import api_calls, cold_start, diff_scale, large_file, local_e2e, local_state, rate_budget
+from benchmarks import api_calls, cold_start, diff_scale, diff_send, large_file, local_e2e, local_state, rate_budget
 from benchmarks.common import Table, verdict
 
 SECTIONS = {
@@ -28,6 +28,7 @@ SECTIONS = {
     "5": cold_start.run,
     "6": local_state.run,
     "7": large_file.run,
+    "8": diff_send.run,
 }
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

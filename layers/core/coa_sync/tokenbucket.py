@@ -58,8 +58,8 @@ class Rate:
 
         A bucket of capacity c refilling at r a second lets at most c + r * T be taken in T seconds; their
         requests arrive within T + hold, so c + r * (window + hold) <= limit bounds every window. The
-        capacity is about 1% of the limit and the rest is refill: at 500 a minute with a 2 s hold, c = 5
-        and r = 495 / 62 a second, 479 a minute (95.8% of the limit, sustained). The Rate's burst is
+        capacity is about 1% of the limit and the rest is refill: at 500 a minute with a 1.5 s hold, c = 5
+        and r = 495 / 61.5 a second, 483 a minute (96.6% of the limit, sustained). The Rate's burst is
         c + r * hold: a budget that hands tokens out at once (TokenBucket) may let that much through at
         once, one that leases them (SharedBudget) keeps c in its bucket and the rest for the hold.
         """

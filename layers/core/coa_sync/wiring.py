@@ -56,7 +56,7 @@ def pleo_budget(settings: PleoSettings, tenant: Tenant,
                 credentials: PleoCredentials | OAuthCredentials) -> SharedBudget:
     """The tenant's share of Pleo's limit: one bucket per scope in the tenants table, which every container
     and function calling Pleo takes from (coa_sync.adapters.budget). At most PLEO_RATE_LIMIT_PER_MINUTE
-    requests reach Pleo in any window (PLEO_RATE_WINDOW_SECONDS), tokens held up to 2 s of a minute."""
+    requests reach Pleo in any window (PLEO_RATE_WINDOW_SECONDS), tokens held up to 1.5 s of a minute."""
     from coa_sync.adapters.budget import DEFAULT_HOLD, SharedBudget
     from coa_sync.tokens import OAuthCredentials
 

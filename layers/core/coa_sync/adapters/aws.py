@@ -14,6 +14,7 @@ from functools import cache
 from typing import Any
 
 _lock = threading.Lock()  # boto3's default session must not build two clients at once
+POOL_CONNECTIONS = 16  # botocore's default is 10
 
 
 class OnFirstUse:
@@ -77,7 +78,8 @@ def _resource(service: str) -> Any:
 def _config() -> Any:
     from botocore.config import Config
 
-    return Config(retries={"mode": "standard", "max_attempts": 5})
+    # A connection for each call in flight: the actions queue sends up to this many at once (queues.SEND_THREADS).
+    return Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=POOL_CONNECTIONS)
 
 
 def if_condition_holds(write: Callable[..., dict[str, Any]], **params: Any) -> dict[str, Any] | None:

@@ -45,7 +45,7 @@ from coa_sync.tokenbucket import BudgetSpent, Rate
 PREFIX = "BUDGET#"
 SORT_KEY = "BUDGET"
 MAX_LEASE = 5
-DEFAULT_HOLD = 2.0  # seconds from a token's take to its request's arrival, at most
+DEFAULT_HOLD = 1.5  # seconds from a token's take to its request's arrival, at most
 TRIES = 8  # conditional updates of one take, each answered with the item as it was: more means a storm
 ITEM_TTL = 24 * 3600  # an idle bucket is full: its item may go
 NEVER = 365 * 24 * 3600.0  # "no timeout", as a wait DynamoDB can compare
@@ -72,6 +72,7 @@ class SharedBudget:
         self._due = 0.0  # when they may be used
         self._handed: deque[float] = deque()  # when tokens were asked for lately: the next lease's size
         self._tat: float | None = None  # the item's tat as last seen
+        self._shared = False  # others took from the bucket since this one last saw it full
         self.waited = 0.0  # seconds callers slept for tokens
         self.round_trips = 0  # conditional updates sent
 
@@ -100,7 +101,8 @@ class SharedBudget:
         count = wanted
         for _ in range(TRIES):
             now = self._clock()
-            full = self._tat is None or self._tat <= now
+            # Full, as far as this one knows: unless others were taking from it lately.
+            full = self._tat is None or (self._tat <= now and not self._shared)
             cost = count * self._interval
             if full:
                 answer = self._update("SET tat = :tat, expiresAt = :expires",
@@ -113,6 +115,7 @@ class SharedBudget:
             taken, self._tat = answer
             if taken:
                 return count, max(now, self._tat - self._capacity * self._interval)
+            self._shared = full  # a full bucket's update refused: another took from it meanwhile
             if self._tat is None or self._tat <= now:
                 continue  # the bucket is full again: the other update
             first = self._tat + self._interval - self._capacity * self._interval - now  # until one token is due

@@ -19,13 +19,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from coa_sync.adapters.aws import client
+from coa_sync.adapters.aws import POOL_CONNECTIONS, client
 from coa_sync.batching import chunked
 from coa_sync.models import ActionMessage, DeadLetter
 from coa_sync.settings import lock_ttl
 
 SQS_BATCH = 10  # SendMessageBatch's limit
-SEND_THREADS = 16  # SendMessageBatch calls in flight at once: each mostly waits on the network
+SEND_THREADS = POOL_CONNECTIONS  # SendMessageBatch calls in flight at once, each mostly waiting on SQS
 PAGE_THROUGH_SECONDS = 300  # long enough to read the whole DLQ once before any message reappears
 # What SQS answers where StartMessageMoveTask is not offered.
 MOVE_TASK_UNSUPPORTED = {"UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", "InvalidAction"}
