@@ -102,15 +102,16 @@ def test_a_fetch_and_three_writer_containers_of_one_tenant_share_one_budget(tmp_
                    "PLEO_RATE_WINDOW_SECONDS": str(WINDOW), "POWERTOOLS_METRICS_DISABLED": "true"}
             go = tmp_path / "go"
             containers = [subprocess.Popen([sys.executable, "-c", CONTAINER, role, str(go), str(RUN_FOR)], env=env,
-                                           stdout=subprocess.PIPE, text=True)
+                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                           for role in ("fetch", "writer", "writer", "writer")]
             deadline = time.monotonic() + 60
             while len(pleo.arrivals) < 2 * len(containers) and time.monotonic() < deadline:
                 time.sleep(0.05)  # every container started and read the chart once
             go.touch()
-            outputs = [container.communicate(timeout=120)[0] for container in containers]
-            assert [container.returncode for container in containers] == [0] * len(containers)
-            sent = [json.loads(output)["sent"] for output in outputs]
+            outputs = [container.communicate(timeout=120) for container in containers]
+            failed = [errors for process, (_, errors) in zip(containers, outputs, strict=True) if process.returncode]
+            assert not failed, failed[0]
+            sent = [json.loads(output)["sent"] for output, _ in outputs]
             arrivals, throttled = list(pleo.arrivals), pleo.responses[429]
     finally:
         server.stop()

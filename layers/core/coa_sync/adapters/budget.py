@@ -88,19 +88,22 @@ class SharedBudget:
                     raise BudgetSpent(wait)
                 self._leased -= 1
             else:
-                taken, self._due = self._take(min(self._lease_max, len(self._handed)), timeout)
+                taken, self._due = self._take(min(self._lease_max, len(self._handed)), now, timeout)
                 self._leased = taken - 1
                 wait = max(0.0, self._due - now)
             self.waited += wait
         if wait > 0:
             self._sleep(wait)
 
-    def _take(self, wanted: int, timeout: float | None) -> tuple[int, float]:
-        """Take `wanted` tokens (or one, if only one falls due in time): how many, and when they fall due."""
+    def _take(self, wanted: int, now: float, timeout: float | None) -> tuple[int, float]:
+        """Take `wanted` tokens (or one, if only one falls due in time) as of `now`: how many, and when due.
+
+        Every try is as of the same `now`: tat only grows, so once the full bucket's update is refused the
+        in-use one can fail only for want of tokens, and the two never take turns failing. The tokens count
+        as taken at `now`, a few round trips early: their time to be used runs from then."""
         allowed = NEVER if timeout is None else max(0.0, timeout)
         count = wanted
         for _ in range(TRIES):
-            now = self._clock()
             # Full, as far as this one knows: unless others were taking from it lately.
             full = self._tat is None or (self._tat <= now and not self._shared)
             cost = count * self._interval
@@ -123,7 +126,7 @@ class SharedBudget:
                 if first > allowed:
                     raise BudgetSpent(first)
                 count = 1  # not a whole lease in time, but one token
-        raise BudgetSpent(self._interval)  # every try lost to another taker: come back in a token's time
+        raise BudgetSpent(self._interval)  # not reached: each answer narrows what the next try can meet
 
     def _update(self, expression: str, condition: str, values: dict[str, float],
                 now: float) -> tuple[bool, float | None]:
