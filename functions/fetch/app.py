@@ -1,18 +1,23 @@
 """fetch λ: snapshot one tenant's AS and Pleo charts of accounts to S3.
 
-A scheduled call carries no tenant: it first closes orphaned runs (the sweep), then fans out,
-starting one run per enabled tenant.
+Three events start it:
+- the schedule's, with no tenant: it first closes orphaned runs (the sweep), then fans out, queueing one
+  run per enabled tenant on the runs queue, each request naming its run;
+- the runs queue's (its event source mapping, a few fetches at once however many are queued): one
+  start a batch, fetched as below; a fetch that fails fails the invocation, and SQS delivers its start
+  again after the queue's visibility timeout (once: then it goes to the runs DLQ);
+- one tenant's run (the webhook's asynchronous invoke, `sam local invoke`): fetched at once.
 """
 
 from __future__ import annotations
 
-import os
+import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from coa_sync import wiring
 from coa_sync.adapters.ledger import Ledger, RunInProgressError
-from coa_sync.adapters.runs import LambdaRunStarter
+from coa_sync.adapters.runs import QueueRunStarter
 from coa_sync.adapters.snapshots import SnapshotStore
 from coa_sync.adapters.tenants import TenantStore
 from coa_sync.deadline import Deadline
@@ -37,7 +42,11 @@ WRAP_UP_SECONDS = 10
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "Records" in event:  # runs the schedule queued
+        return {"runs": [_fetch(json.loads(record["body"]), context) for record in event["Records"]]}
     if event.get("tenantId") is None:
+        if settings.runs_queue_url is None:
+            raise LookupError("the scheduled fan-out queues each tenant's run on the runs queue: set RUNS_QUEUE_URL")
         request = RunRequest.model_validate({**event, "tenantId": "all"})
         orphans = runs.sweep(ledger, [tenant.tenant_id for tenant in tenants.all()], orphan_bounds, finished)
         for orphan in orphans:
@@ -45,10 +54,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                                                          orphan.model_dump(mode="json", include={"tenant_id", "run_id",
                                                                                                   "error"})})
         metrics.add_metric("RunsOrphaned", "Count", len(orphans))
-        started = fan_out(tenants.enabled(), LambdaRunStarter(os.environ["AWS_LAMBDA_FUNCTION_NAME"]), request)
+        started = fan_out(tenants.enabled(), QueueRunStarter(settings.runs_queue_url), request)
         logger.info("runs started", extra={"tenants": started})
         metrics.add_metric("RunsStarted", "Count", len(started))
         return {"started": started, "orphansClosed": len(orphans)}
+    return _fetch(event, context)
+
+
+def _fetch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """One tenant's run: its two snapshots and the manifest, or why not."""
     request = RunRequest.model_validate(event)
     deadline = Deadline.of(context.get_remaining_time_in_millis, WRAP_UP_SECONDS)
     try:
@@ -74,7 +88,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric("RunsSkipped", "Count", 1)
         return {"tenantId": request.tenant_id, "skipped": True, "runningRunId": busy.run_id}
     except runs.AlreadyStartedError as duplicate:
-        # A second delivery of this request (Lambda's async invocations are at least once).
+        # A second delivery of this request (Lambda's async invocations and SQS deliver at least once).
         logger.info("duplicate run request skipped", extra={"tenant": request.tenant_id, "run": request.run_id,
                                                             "status": duplicate.record.status})
         return {"tenantId": request.tenant_id, "runId": duplicate.record.run_id, "duplicate": True}

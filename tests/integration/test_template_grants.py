@@ -100,18 +100,32 @@ def test_only_the_functions_that_list_tenants_or_runs_may_scan_or_query(stack):
     assert allowed(stack, "dynamodb:Query", table) == {"WebhookFunction"}  # approve: the runs after the one approved
 
 
-def test_the_writer_polls_only_the_actions_queue_with_its_own_grants(stack):
-    for queue in ("ActionsQueue", "ActionsDeadLetterQueue", "RunsDeadLetterQueue"):
+CONSUMERS = {"ActionsQueue": ("WriterFunctionActions", "WriterFunction"),
+             "RunsQueue": ("FetchFunctionRunStarts", "FetchFunction")}
+
+
+def test_each_queue_is_polled_only_by_its_own_function_with_its_own_grants(stack):
+    for queue in ("ActionsQueue", "ActionsDeadLetterQueue", "RunsQueue", "RunsDeadLetterQueue"):
         arn = stack.attribute(queue, "Arn")
+        consumer = {CONSUMERS[queue][1]} if queue in CONSUMERS else set()
         for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage"):
-            assert allowed(stack, action, arn) == ({"WriterFunction"} if queue == "ActionsQueue" else set())
+            assert allowed(stack, action, arn) == consumer, (queue, action)
     # A SAM SQS event would attach AWSLambdaSQSQueueExecutionRole (every queue of the account):
-    # the mapping is a resource of its own instead (checkov's CKV2_COA_2 checks the generated roles).
+    # each mapping is a resource of its own instead (checkov's CKV2_COA_2 checks the generated roles).
     assert not [name for logical in FUNCTIONS for name, event in TEMPLATE["Resources"][logical]["Properties"]
                 .get("Events", {}).items() if event["Type"] == "SQS"]
-    mapping = stack.resolve(TEMPLATE["Resources"]["WriterFunctionActions"]["Properties"])
-    assert (mapping["EventSourceArn"], mapping["FunctionName"]) == (stack.attribute("ActionsQueue", "Arn"),
-                                                                    stack.ref("WriterFunction"))
+    for queue, (mapping_name, function) in CONSUMERS.items():
+        mapping = stack.resolve(TEMPLATE["Resources"][mapping_name]["Properties"])
+        assert (mapping["EventSourceArn"], mapping["FunctionName"]) == (stack.attribute(queue, "Arn"),
+                                                                        stack.ref(function))
+
+
+def test_only_the_schedules_fan_out_queues_runs_and_only_the_webhook_invokes_fetch(stack):
+    assert allowed(stack, "sqs:SendMessage", stack.attribute("RunsQueue", "Arn")) == {"FetchFunction"}
+    # Scheduled runs go through the runs queue, a few at a time: fetch no longer invokes itself.
+    assert allowed(stack, "lambda:InvokeFunction", stack.attribute("FetchFunction", "Arn")) == {"WebhookFunction"}
+    mapping = stack.resolve(TEMPLATE["Resources"]["FetchFunctionRunStarts"]["Properties"])
+    assert mapping["BatchSize"] == 1 and int(mapping["ScalingConfig"]["MaximumConcurrency"]) >= 2
 
 
 # --- Lambda: who may invoke what ---------------------------------------------------------------
@@ -135,6 +149,9 @@ def test_failed_starts_keep_their_error_in_an_alarmed_queue(stack):
         assert config["DestinationConfig"]["OnFailure"] == {"Type": "SQS", "Destination": queue}, logical
         assert "DeadLetterQueue" not in TEMPLATE["Resources"][logical]["Properties"], logical
         assert 0 <= config["MaximumRetryAttempts"] <= 2 and 60 <= config["MaximumEventAgeInSeconds"] <= 21600
+    # A scheduled run whose fetch failed twice lands there too, as its run request.
+    runs = stack.resolve(TEMPLATE["Resources"]["RunsQueue"]["Properties"]["RedrivePolicy"])
+    assert runs == {"deadLetterTargetArn": queue, "maxReceiveCount": 2}
     depth = [alarm for alarm in resources(stack, "AWS::CloudWatch::Alarm")
              if alarm.get("MetricName") == "ApproximateNumberOfMessagesVisible"
              and alarm["Dimensions"] == [{"Name": "QueueName", "Value": "coa-sync-dev-runs-dlq"}]]

@@ -228,7 +228,7 @@ def test_fetch_tenant_writes_both_snapshots_and_then_the_manifest(stack, emulato
     assert [key for key in run_keys(stack, "acme") if triggers_diff(key)] == [prefix + "manifest.json"]
 
 
-def test_fetch_schedule_starts_one_run_per_enabled_tenant(stack, emulator):
+def test_fetch_schedule_queues_one_run_per_enabled_tenant_and_fetches_each_from_the_runs_queue(stack, emulator):
     # The scheduled event is the template's schedule Input.
     schedule = next(e for e in TEMPLATE["Resources"]["FetchFunction"]["Properties"]["Events"].values()
                     if e["Type"] == "ScheduleV2")
@@ -240,28 +240,29 @@ def test_fetch_schedule_starts_one_run_per_enabled_tenant(stack, emulator):
 
     fetch = stack.function("FetchFunction")
     assert fetch(event) == {"started": ["acme", "beta"], "orphansClosed": 0}  # the sweep found nothing to close
-
-    # moto's Lambda keeps no record of invocations (and runs no code without Docker), so the
-    # calls are read where boto3 made them; moto answered each one. What is covered: fetch
-    # invokes itself, by the name the template gives it and its policy allows (checked on
-    # every call), asynchronously, once per enabled tenant with a payload fetch accepts.
-    # Not covered: Lambda's async delivery and retries.
-    invokes = [call for call in fetch.calls if call.service == "lambda"]
-    assert [(c.operation, c.params["FunctionName"], c.params["InvocationType"], c.response["StatusCode"])
-            for c in invokes] == [("Invoke", f"{STACK_NAME}-fetch", "Event", 202)] * 2
-    requests = [RunRequest.model_validate_json(call.params["Payload"]) for call in invokes]
+    # One message per enabled tenant on the runs queue, none invoked: the queue's mapping hands them
+    # to fetch FetchMaxConcurrency at a time, whatever the schedule's size.
+    assert [call.service for call in fetch.calls if call.service in ("sqs", "lambda")] == ["sqs", "sqs"]
+    queued = sorted(drain(stack.ref("RunsQueue")), key=lambda message: json.loads(message["Body"])["tenantId"])
+    requests = [RunRequest.model_validate_json(message["Body"]) for message in queued]
     assert [(r.tenant_id, r.trigger, r.dry_run) for r in requests] == [("acme", "schedule", False),
                                                                          ("beta", "schedule", False)]
-    # Each request names its run: Lambda delivering one twice starts the run once.
+    # Each request names its run: SQS delivering one twice starts the run once.
     assert all(r.run_id for r in requests) and requests[0].run_id != requests[1].run_id
     assert run_keys(stack, "acme") == []  # the fan-out itself fetches nothing
+    mapping = stack.resolve(TEMPLATE["Resources"]["FetchFunctionRunStarts"]["Properties"])
+    assert (mapping["EventSourceArn"], mapping["FunctionName"], mapping["BatchSize"]) == (
+        stack.attribute("RunsQueue", "Arn"), stack.ref("FetchFunction"), 1)
+    assert mapping["ScalingConfig"]["MaximumConcurrency"] == stack.parameters["FetchMaxConcurrency"]
 
-    # Deliver the payloads as Lambda would: each one is a tenant's run.
-    for call in invokes:
-        fetch(json.loads(call.params["Payload"]))
+    # Deliver them as the mapping would, one a batch: each one is a tenant's run.
+    for message in queued:
+        (run,) = fetch({"Records": [_sqs_record(message, stack.attribute("RunsQueue", "Arn"))]})["runs"]
+        assert run["runId"]
     assert [len(run_keys(stack, tenant)) for tenant in ("acme", "beta", "zeta")] == [3, 3, 0]
     # A second delivery of a request: the same run (fetched again while it waits for its diff), not a second run.
-    assert fetch(json.loads(invokes[0].params["Payload"])) == {"tenantId": "acme", "runId": requests[0].run_id}
+    again = fetch({"Records": [_sqs_record(queued[0], stack.attribute("RunsQueue", "Arn"))]})["runs"]
+    assert again == [{"tenantId": "acme", "runId": requests[0].run_id}]
     assert [record.run_id for record in Ledger(stack.ref("TenantsTable")).runs("acme")] == [requests[0].run_id]
 
 
@@ -297,6 +298,17 @@ def test_diff_plans_a_run_once_however_often_its_manifest_arrives(stack, emulato
     assert again == {"runs": [{"tenantId": "acme", "runId": run_id,
                                "skipped": f"run {run_id} is applying and queued already"}]}
     assert len(drain(stack.ref("ActionsQueue"))) == len(PLANNED)  # each action queued once
+
+
+def test_the_events_file_of_a_queued_run_is_what_the_fan_out_queues(stack, emulator):
+    register_tenant(stack, emulator, "acme")
+    fetch = stack.function("FetchFunction")
+    fetch(load_event("fetch-schedule.json"))
+    (queued,) = drain(stack.ref("RunsQueue"))
+    (record,) = load_event("fetch-sqs-run-start.json")["Records"]
+    assert record["body"] == queued["Body"] and record["eventSourceARN"] == stack.attribute("RunsQueue", "Arn")
+    (run,) = fetch(load_event("fetch-sqs-run-start.json"))["runs"]
+    assert run["tenantId"] == "acme" and len(run_keys(stack, "acme")) == 3
 
 
 def test_a_fetch_that_cannot_read_the_source_fails_its_run_with_a_report_and_frees_the_tenant(stack, emulator):

@@ -58,6 +58,9 @@ class FetchSettings(PleoSettings):
     # The scheduled sweep closes a run still fetching (or never started) after this long without
     # progress: the fetch's own timeout times its tries, with Lambda's retry delays between them.
     orphaned_fetch_seconds: int = Field(default=1200, ge=60)
+    # The schedule's fan-out queues each tenant's run here (fetch drains it, a few at a time); a fetch of
+    # one tenant (the webhook's, the local runner's) needs none.
+    runs_queue_url: str | None = Field(default=None, min_length=1)
 
 
 class ArchiveGuardSettings(BaseSettings):
