@@ -121,3 +121,37 @@ def test_a_fetch_and_three_writer_containers_of_one_tenant_share_one_budget(tmp_
     assert busiest <= LIMIT, f"{busiest} requests reached Pleo in one {WINDOW:g} s window"
     assert busiest >= 0.9 * LIMIT  # the four kept the budget busy: the bound above was tested
     assert min(sent) > 0.05 * sum(sent)  # and each container had its share, not one of them all
+
+
+def test_an_accounting_systems_budgets_are_buckets_in_the_same_table_keyed_without_the_key(monkeypatch):
+    from coa_sync import wiring
+    from coa_sync.settings import CommonSettings
+    from moto import mock_aws
+
+    from tests.as_systems import SECRET_KEY, chart, dualentry
+    from tests.template_stack import reset_clients
+
+    for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    reset_clients()
+    try:
+        with mock_aws(), dualentry(chart(250)) as system:
+            dynamodb = boto3.client("dynamodb")
+            dynamodb.create_table(
+                TableName="tenants", BillingMode="PAY_PER_REQUEST",
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                      {"AttributeName": "sk", "AttributeType": "S"}])
+            boto3.client("secretsmanager").create_secret(Name=system.config.secret_name,
+                                                         SecretString=json.dumps(system.secret))
+            settings = CommonSettings(tenants_table="tenants", snapshot_bucket="unused")
+            snapshot = wiring.source_snapshot(settings, system.config, None)  # as fetch reads a source
+            buckets = sorted(item["pk"]["S"] for item in dynamodb.scan(TableName="tenants")["Items"])
+    finally:
+        reset_clients()
+    assert len(snapshot.accounts) == 250 and system.emulator.responses[429] == 0
+    # DualEntry's two documented limits, as two buckets: the API key's, and the key's on the list route.
+    assert len(buckets) == 2 and all(key.startswith(f"BUDGET#dualentry:{system.config.base_url}") for key in buckets)
+    assert any(key.endswith(":GET:/public/v2/accounts/") for key in buckets)
+    assert not [key for key in buckets if SECRET_KEY in key]  # a fingerprint of the key, never the key
