@@ -18,8 +18,8 @@ it is (ReturnValuesOnConditionCheckFailure): that says which update to try, or h
 token falls due; when that is longer than the caller may wait, nothing is taken and BudgetSpent says
 when to come back. Nothing is ever read before a take.
 
-Leases: a take gets up to MAX_LEASE tokens (one more than this budget handed out in the last
-`use_by` seconds), so most requests cost no round trip. A leased token is used within `use_by`
+Leases: a take gets up to MAX_LEASE tokens (as many as this budget was asked for in the last
+`use_by` seconds, this ask included), so most requests cost no round trip. A leased token is used within `use_by`
 seconds of falling due or not at all, and counts as spent either way. A token's request then reaches
 the server at most `hold` (= 2 x use_by: the other half is its way there) after its take: the bucket
 keeps the Rate's burst less refill x hold, and what reaches the server stays within
@@ -46,7 +46,7 @@ PREFIX = "BUDGET#"
 SORT_KEY = "BUDGET"
 MAX_LEASE = 5
 DEFAULT_HOLD = 1.5  # seconds from a token's take to its request's arrival, at most
-TRIES = 8  # conditional updates of one take, each answered with the item as it was: more means a storm
+TRIES = 8  # conditional updates of one take at most (each refusal leaves fewer ways to fail: 4 at most)
 ITEM_TTL = 24 * 3600  # an idle bucket is full: its item may go
 NEVER = 365 * 24 * 3600.0  # "no timeout", as a wait DynamoDB can compare
 

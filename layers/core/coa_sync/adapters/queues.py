@@ -44,8 +44,8 @@ class ActionQueue:
 
     def send(self, messages: Iterable[ActionMessage]) -> int:
         """Queue every message: how many. Up to `threads` SendMessageBatch calls at once (a standard queue
-        keeps no order, so none is lost); it returns once all are queued, or raises QueueSendError once the
-        calls under way have ended, with what was sent before still queued."""
+        keeps no order, so sending at once gives up no guarantee); it returns once all are queued, or raises
+        QueueSendError once the calls under way have ended, what they sent still queued."""
         batches = ([{"Id": str(index), "MessageBody": message.model_dump_json(), **_envelope(message)}
                     for index, message in enumerate(chunk)] for chunk in chunked(messages, SQS_BATCH))
         return sum(_at_once(lambda entries: _send_batch(self._sqs, self.url, entries), batches, self._threads))
