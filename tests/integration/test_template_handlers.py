@@ -306,9 +306,11 @@ def test_the_events_file_of_a_queued_run_is_what_the_fan_out_queues(stack, emula
     fetch(load_event("fetch-schedule.json"))
     (queued,) = drain(stack.ref("RunsQueue"))
     (record,) = load_event("fetch-sqs-run-start.json")["Records"]
-    assert record["body"] == queued["Body"] and record["eventSourceARN"] == stack.attribute("RunsQueue", "Arn")
+    example, fanned_out = (json.loads(body) for body in (record["body"], queued["Body"]))
+    assert example.keys() == fanned_out.keys() and {**example, "runId": None} == {**fanned_out, "runId": None}
+    assert record["eventSourceARN"] == stack.attribute("RunsQueue", "Arn")
     (run,) = fetch(load_event("fetch-sqs-run-start.json"))["runs"]
-    assert run["tenantId"] == "acme" and len(run_keys(stack, "acme")) == 3
+    assert run == {"tenantId": "acme", "runId": example["runId"]} and len(run_keys(stack, "acme")) == 3
 
 
 def test_a_fetch_that_cannot_read_the_source_fails_its_run_with_a_report_and_frees_the_tenant(stack, emulator):

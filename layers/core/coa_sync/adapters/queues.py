@@ -10,6 +10,7 @@ no deduplication, as on any standard queue.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -188,7 +189,8 @@ def _at_once(send: Callable[[list[dict[str, Any]]], int], batches: Iterator[list
                 if len(pending) >= 2 * threads:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     yield from (future.result() for future in done)
-                pending.add(pool.submit(send, entries))
+                # Each call runs in its caller's context (a copy each: one context cannot be entered twice at once).
+                pending.add(pool.submit(contextvars.copy_context().run, send, entries))
             done, pending = wait(pending)
             yield from (future.result() for future in done)
         finally:
