@@ -42,7 +42,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deadline = Deadline.of(context.get_remaining_time_in_millis, WRAP_UP_SECONDS)
     writer = Writer(
         tenant=tenants.get,
-        target_for=lambda tenant: wiring.target_client(settings, tenant, observe_pleo, deadline),
+        # A tenant whose budget has no request within pleo_budget_wait_seconds is handed back, not waited on.
+        target_for=lambda tenant: wiring.target_client(settings, tenant, observe_pleo, deadline,
+                                                       budget_wait=settings.pleo_budget_wait_seconds),
         dead_letters=dead_letters,
         fences=ledger,
         queue=actions,

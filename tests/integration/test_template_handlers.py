@@ -16,13 +16,25 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import boto3
 import pytest
 from coa_sync import keys
 from coa_sync.adapters.ledger import Ledger
-from coa_sync.models import ActionMessage, DeadLetter, Manifest, Plan, RunRequest, SourceColumns, TargetColumns
+from coa_sync.models import (
+    AccountFields,
+    Action,
+    ActionKind,
+    ActionMessage,
+    DeadLetter,
+    Manifest,
+    Plan,
+    RunRequest,
+    SourceColumns,
+    TargetColumns,
+)
 from coa_sync.pipeline import runs
 from coa_sync_local.emulators.pleo import PleoEmulator
 from coa_sync_local.runner import LambdaContext, _sqs_record
@@ -462,6 +474,44 @@ def test_writer_hands_back_what_it_has_no_time_for_within_seconds_and_dead_lette
     assert again["Body"] == archive["body"]
     record = Ledger(stack.ref("TenantsTable")).get("acme", RUN)
     assert (record.status, record.applied.create, record.applied.update, record.failed) == ("applying", 1, 1, 0)
+
+
+def test_writer_hands_back_a_tenant_whose_budget_is_spent_and_goes_on_with_the_others_in_the_batch(stack, emulator):
+    # acme's backlog has spent its Pleo budget (the bucket owes 3 s: its next request is 2.5 s away, past the
+    # writer's 0.5 s budget wait); beta, a small run, shares the batch and must not wait behind it.
+    register_tenant(stack, emulator, "acme", accounts=WRITER_SEED)
+    register_tenant(stack, emulator, "beta", company_id=OTHER_COMPANY, accounts=[])
+    acme = [record["body"] for record in writer_event(emulator, stack)["Records"]]
+    ledger = Ledger(stack.ref("TenantsTable"))
+    beta_run = runs.start(ledger, RunRequest(tenant_id="beta", trigger="webhook"), 3600, lambda record: None,
+                          company_id=OTHER_COMPANY)
+    creates = [Action(kind=ActionKind.CREATE, external_id=f"b{n}", desired=AccountFields(name=f"B {n}"))
+               for n in range(2)]
+    runs.planned(ledger, beta_run, Plan(actions=creates, noop=0), dry_run=False, finished=lambda record: None)
+    beta = [ActionMessage(tenant_id="beta", run_id=beta_run.run_id, company_id=OTHER_COMPANY, seq=n,
+                          action=action).model_dump_json() for n, action in enumerate(creates)]
+    sqs, queue = boto3.client("sqs"), stack.ref("ActionsQueue")
+    for body in acme + beta:
+        sqs.send_message(QueueUrl=queue, MessageBody=body)
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    received = sorted(drain(queue), key=lambda m: (acme + beta).index(m["Body"]))  # acme's first
+    budget = f"BUDGET#pleo:{emulator.url.rstrip('/')}:company:{COMPANY}"
+    boto3.resource("dynamodb").Table(stack.ref("TenantsTable")).put_item(
+        Item={"pk": budget, "sk": "BUDGET", "tat": Decimal(f"{time.time() + 3:.6f}")})
+    writer = stack.function("WriterFunction", extra_env={"PLEO_BUDGET_WAIT_SECONDS": "0.5",
+                                                         "LEFTOVER_VISIBILITY_SECONDS": "1"})
+
+    started = time.monotonic()
+    response = writer({"Records": [_sqs_record(m, arn) for m in received]})
+
+    assert time.monotonic() - started < 2  # never slept on acme's budget
+    assert response == {"batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in received[:3]]}
+    assert {a["externalId"] for a in emulator.accounts(OTHER_COMPANY)} == {"b0", "b1"}  # beta's run went on
+    assert emulator.calls == {"batch_create": 1}  # and nothing of acme's was sent
+    assert ledger.get("beta", beta_run.run_id).status == "completed"
+    assert drain(stack.ref("ActionsDeadLetterQueue")) == [] and drain(queue) == []
+    time.sleep(3.2)  # acme's come back once its budget has room again (in 3 s), not after 35 minutes
+    assert sorted(m["Body"] for m in drain(queue)) == sorted(acme)
 
 
 def test_writer_queues_afresh_a_leftover_on_its_last_delivery_so_it_never_reaches_the_dlq(stack, emulator):

@@ -82,6 +82,9 @@ class WriterSettings(PleoSettings):
     # Actions not started for lack of time go back here, visible again after this many seconds.
     actions_queue_url: str = Field(min_length=1)
     leftover_visibility_seconds: int = Field(default=5, ge=0, le=900)
+    # Longest wait for a tenant's Pleo rate budget: past it, that tenant's actions go back to the queue (visible
+    # again when its budget has room) and the writer goes on with the other tenants' in the batch.
+    pleo_budget_wait_seconds: float = Field(default=5.0, ge=0)
 
 
 class WebhookSettings(PleoSettings):

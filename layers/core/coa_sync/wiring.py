@@ -36,7 +36,9 @@ token_stores: dict[str, TokenStore] = {}
 
 
 def pleo_client(settings: PleoSettings, tenant: Tenant, observe: Observer | None = None,
-                deadline: deadlines.Deadline = deadlines.NONE) -> PleoClient:
+                deadline: deadlines.Deadline = deadlines.NONE, budget_wait: float | None = None) -> PleoClient:
+    """The tenant's Pleo client within its shared rate budget; `budget_wait`: the longest wait for a token
+    (the client's max_wait if None), past which it raises PleoBudgetSpent."""
     from coa_sync.adapters.pleo import PleoClient, PleoCredentials
 
     credentials = pleo_credentials(tenant.pleo_secret_name)
@@ -49,6 +51,7 @@ def pleo_client(settings: PleoSettings, tenant: Tenant, observe: Observer | None
         observe=observe,
         page_size=settings.pleo_page_size,
         deadline=deadline,
+        budget_wait=budget_wait,
     )
 
 
@@ -137,11 +140,11 @@ def target_snapshot(settings: PleoSettings, tenant: Tenant, observe: Observer | 
 
 
 def target_client(settings: PleoSettings, tenant: Tenant, observe: Observer | None = None,
-                  deadline: deadlines.Deadline = deadlines.NONE) -> Target:
-    """What the writer applies the tenant's actions with: the Pleo client, or the target system's connector
-    (within that system's token buckets, coa_sync.tokenbucket)."""
+                  deadline: deadlines.Deadline = deadlines.NONE, budget_wait: float | None = None) -> Target:
+    """What the writer applies the tenant's actions with: the Pleo client (waiting at most `budget_wait` for its
+    budget), or the target system's connector (within that system's budgets, shared through the tenants table)."""
     if tenant.target.kind == targets.PLEO:
-        return pleo_client(settings, tenant, observe, deadline)
+        return pleo_client(settings, tenant, observe, deadline, budget_wait)
     from coa_sync import connectors
     from coa_sync.connectors.target import ConnectorTarget
 

@@ -2,7 +2,7 @@
 
 Every request (each retry too) first takes a token from the tenant's rate budget (coa_sync.tokenbucket:
 shared by every container through the tenants table, see wiring.pleo_budget), waiting at most
-`max_wait` for it: a longer wait raises PleoBudgetSpent, which says when to come back. Retries only what
+`budget_wait` for it: a longer wait raises PleoBudgetSpent, which says when to come back. Retries only what
 may succeed later (429, 5xx, timeouts, dropped connections), honouring Retry-After; every other error is
 permanent and raised at once. With OAuth, each request carries the
 token coa_sync.tokens hands out (refreshed before it expires), and a 401 is sent again once with a
@@ -126,6 +126,7 @@ class PleoClient:
         timeout: float = 15.0,
         max_attempts: int = 5,
         max_wait: float = 60.0,
+        budget_wait: float | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         observe: Callable[[str, int, float], None] | None = None,
@@ -150,6 +151,8 @@ class PleoClient:
         self._timeout = timeout
         self._max_attempts = max_attempts
         self._max_wait = max_wait
+        # Longest wait for the rate budget (max_wait if None): a writer waits briefly, then hands the work back.
+        self._budget_wait = max_wait if budget_wait is None else budget_wait
         self._sleep = sleep
         self._page_size = page_size
         # Nothing is started that could not finish before it (OutOfTimeError instead): see coa_sync.deadline.
@@ -275,7 +278,7 @@ class PleoClient:
                 headers["Authorization"] = f"Bearer {self._bearer(rejected)}"
                 rejected = None
             try:
-                admit(self._budget, self._deadline, self._timeout, kind, self._max_wait)
+                admit(self._budget, self._deadline, self._timeout, kind, self._budget_wait)
             except BudgetSpent as spent:
                 raise PleoBudgetSpent(kind, spent.retry_after) from None
             API_CALLS[kind] += 1

@@ -12,8 +12,10 @@ connector behind coa_sync.connectors.target). Every message ends in one of these
 - DUPLICATE: another delivery of an action that already reached its end: nothing done again;
 - RETRY: it may succeed later (429, 5xx, network); SQS delivers it again after its visibility
   timeout, and on its last delivery the writer dead-letters it with the reason;
-- LEFTOVER: not started because the invocation's time ran out (coa_sync.deadline): back on the
-  queue within seconds, and never dead-lettered for it;
+- LEFTOVER: not started because the invocation's time ran out (coa_sync.deadline), or because the
+  tenant's Pleo rate budget has no request for it within the writer's budget wait: back on the queue
+  within seconds (once the budget has room again), never dead-lettered for it, while the writer goes
+  on with the other tenants' actions in the batch;
 - REQUEUED: a leftover on what would be its last delivery, queued afresh as a new message (so
   SQS's own redrive cannot count it out either); this copy is settled.
 
@@ -29,6 +31,7 @@ and an action is counted once per seq (coa_sync.tally).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +42,7 @@ from pydantic import ValidationError
 
 from coa_sync import deadline as deadlines
 from coa_sync import tally
-from coa_sync.adapters.pleo import BatchResult, NewAccount
+from coa_sync.adapters.pleo import BatchResult, NewAccount, PleoBudgetSpent
 from coa_sync.batching import chunked
 from coa_sync.deadline import OutOfTimeError
 from coa_sync.diff import changed_fields
@@ -50,6 +53,7 @@ from coa_sync.targets import TargetError, TargetRequestError
 from coa_sync.tokens import ReauthRequired
 
 ALREADY_EXISTS = "EXTERNAL_ID_ALREADY_EXISTS"
+MAX_VISIBILITY = 900  # seconds a handed-back message may stay hidden: the writer's timeout, at most
 
 
 class Outcome(StrEnum):
@@ -137,6 +141,15 @@ class _OutOfTime(Exception):
     """No time left to start another request: hand back everything not yet settled."""
 
 
+class _BudgetSpent(Exception):
+    """The tenant's rate budget has no request in time: hand its unsettled items back, visible again in
+    `seconds` (when the budget has room), and go on with the other tenants."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
 Item = tuple[Record, ActionMessage]
 
 
@@ -174,11 +187,14 @@ class Writer:
     # The messages of the target request in flight: if it fails, they failed with it; the rest were never sent.
     _sending: list[list[tuple[Record, ActionMessage]]] = field(default_factory=list)
     _redriven: set[str] = field(default_factory=set, init=False, repr=False)  # message ids moved back from the DLQ
+    # Leftovers to be visible again later than leftover_visibility_seconds (their tenant's budget), by message id.
+    _back_in: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def apply(self, records: Sequence[Record]) -> WriteReport:
         self.report = WriteReport()
         by_tenant: dict[str, list[Item]] = {}
         self._redriven = set()
+        self._back_in = {}
         for record in records:
             message, from_dlq = _action_message(record.body)
             if isinstance(message, str):
@@ -293,6 +309,12 @@ class Writer:
             for group in [*creates, *puts]:
                 self._leave(group, Outcome.LEFTOVER, str(exc.__cause__ or exc))
             raise
+        except _BudgetSpent as exc:  # this tenant's, not the others': they go on
+            for group in [*creates, *puts]:
+                self._leave(group, Outcome.LEFTOVER, str(exc.__cause__))
+                for record, _ in group:
+                    if self.report.outcomes[record.message_id] == Outcome.LEFTOVER:
+                        self._back_in[record.message_id] = exc.seconds
 
     def _create(self, target: Target, company_id: str, groups: list[list[Item]]) -> None:
         self._check_time()
@@ -302,13 +324,16 @@ class Writer:
             result = target.batch_create(company_id, accounts)
         except OutOfTimeError as exc:
             raise _OutOfTime from exc
+        except PleoBudgetSpent as exc:
+            raise _BudgetSpent(self._visible_again_in(exc.retry_after)) from exc
         except TargetRequestError as exc:
             for group in groups:
                 self._settle_dead(group, [exc.message])
             return
         except TargetError as exc:
             raise _TenantUnavailable from exc
-        for group in groups:
+        existing = []
+        for group in groups:  # every answer recorded before any reconcile, which may stop for time or budget
             action = group[0][1].action
             if action.external_id in result.created:
                 self._applied(group)
@@ -317,9 +342,11 @@ class Writer:
             if reasons is None:  # neither created nor failed: ask again later
                 self._leave(group, Outcome.RETRY, "batch create: the answer names it neither created nor failed")
             elif reasons == [ALREADY_EXISTS]:
-                self._reconcile(target, company_id, group)
+                existing.append(group)
             else:
                 self._settle_dead(group, reasons)
+        for group in existing:
+            self._reconcile(target, company_id, group)
 
     def _reconcile(self, target: Target, company_id: str, group: list[Item]) -> None:
         """An account with this externalId exists: make it what the create asked for."""
@@ -336,6 +363,8 @@ class Writer:
                 target.put(existing.id, action.desired, archived=False, metadata=existing.metadata)
         except OutOfTimeError as exc:
             raise _OutOfTime from exc
+        except PleoBudgetSpent as exc:
+            raise _BudgetSpent(self._visible_again_in(exc.retry_after)) from exc
         except TargetRequestError as exc:
             self._settle_dead(group, [ALREADY_EXISTS, exc.message])
             return
@@ -355,6 +384,8 @@ class Writer:
                        metadata=action.metadata)
         except OutOfTimeError as exc:
             raise _OutOfTime from exc
+        except PleoBudgetSpent as exc:
+            raise _BudgetSpent(self._visible_again_in(exc.retry_after)) from exc
         except TargetRequestError as exc:
             if exc.status == 404 and action.kind == ActionKind.ARCHIVE:
                 self._applied(group)  # gone from the target: nothing left to archive
@@ -364,6 +395,10 @@ class Writer:
         except TargetError as exc:
             raise _TenantUnavailable from exc
         self._applied(group)
+
+    def _visible_again_in(self, retry_after: float) -> int:
+        """When a message handed back for its tenant's budget is worth delivering again: once a token is due."""
+        return min(MAX_VISIBILITY, max(self.leftover_visibility_seconds, math.ceil(retry_after)))
 
     def _check_time(self) -> None:
         if self.deadline.left() <= 0:
@@ -417,7 +452,10 @@ class Writer:
             self.queue.requeue([(record.body, message) for record, message in fresh])
             for record, _ in fresh:
                 self.report.outcomes[record.message_id] = Outcome.REQUEUED
-        later = [record.receipt_handle for record, _ in leftovers
-                 if self.report.outcomes[record.message_id] == Outcome.LEFTOVER and record.receipt_handle]
-        if later:
-            self.queue.later(later, self.leftover_visibility_seconds)
+        later: dict[int, list[str]] = {}
+        for record, _ in leftovers:
+            if self.report.outcomes[record.message_id] == Outcome.LEFTOVER and record.receipt_handle:
+                seconds = self._back_in.get(record.message_id, self.leftover_visibility_seconds)
+                later.setdefault(seconds, []).append(record.receipt_handle)
+        for seconds, handles in sorted(later.items()):
+            self.queue.later(handles, seconds)
