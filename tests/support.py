@@ -54,12 +54,12 @@ def write_csv(path: Path, rows: list[tuple]) -> str:
     return str(path)
 
 
-def coa_sync(*args: str) -> subprocess.CompletedProcess[str]:
+def coa_sync(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """The command line as a user runs it, in its own process."""
     return subprocess.run([sys.executable, "-m", "coa_sync_local.cli", *args], capture_output=True, text=True,
-                          timeout=120, check=False)
+                          timeout=timeout, check=False)
 
 
-def sync(emulator, source, *extra: str, key: str = API_KEY) -> subprocess.CompletedProcess[str]:
+def sync(emulator, source, *extra: str, key: str = API_KEY, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return coa_sync("sync", "--source", str(source), "--pleo-url", emulator.url, "--company-id", COMPANY,
-                    "--pleo-api-key", key, *extra)
+                    "--pleo-api-key", key, *extra, timeout=timeout)

@@ -113,6 +113,9 @@ def _add_run_arguments(command: argparse.ArgumentParser) -> None:
                         help=f"comma-separated: {', '.join(aws_faults.FAULTS)}; or all")
     faults.add_argument("--aws-faults-seed", metavar="N", type=int, default=None,
                         help="the seed every fault is drawn from (default: random, printed)")
+    command.add_argument("--writers", type=arguments.positive_int, default=1, metavar="K",
+                         help="writer containers at once, each its own process sharing the rate budget, as "
+                              "Lambda's poller with MaximumConcurrency K runs them (default 1: in this process)")
     guard = command.add_argument_group("mass-archive guard: hold archives back past max(MIN, PERCENT% of Pleo's "
                                        "active accounts)")
     guard.add_argument("--archive-guard-min", type=int, metavar="MIN", help="default 10")
@@ -265,9 +268,16 @@ def _run(source: Path | SourceConfig, pleo_url: str | None, company_id: str | No
                     target=target or PleoTarget(), archive_guard=archive_guard)
     # The report shows every row only with --full: a large plan is not read back whole otherwise.
     faults, seed = _faults(args)
+    writers = getattr(args, "writers", 1)
+    if writers > 1 and faults:
+        raise UsageError("--aws-faults plays AWS's failure modes with one writer: give --writers 1 (the default)",
+                         code="usage", option="--writers")
+    if writers > 1 and token_store is not None:
+        raise UsageError("--pleo-oauth keeps its tokens in this process: give --writers 1 (the default)",
+                         code="usage", option="--writers")
     options = RunnerOptions(pleo_url=pleo_url or NO_PLEO, show_function_output=log_output.functions_print(args),
                             plan_rows=None if getattr(args, "full", False) else SHOWN_ROWS,
-                            aws_faults=faults, aws_faults_seed=seed)
+                            aws_faults=faults, aws_faults_seed=seed, writers=writers)
     with LocalState(args.state_dir or default_directory()) as state, \
             LocalRunner(options, progress=_progress, state=state) as runner:
         if token_store is not None:  # needs_reauth shows in `coa-sync runs` and `show` too

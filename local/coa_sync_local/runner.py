@@ -18,6 +18,7 @@ would, cold starts, messages handed to two writers at once.
 from __future__ import annotations
 
 import contextvars
+import functools
 import gc
 import importlib.resources
 import importlib.util
@@ -70,7 +71,7 @@ from moto.s3.models import s3_backends
 from moto.sqs import models as sqs_models
 from moto.sqs.models import Message, SQSBackend, sqs_backends
 
-from coa_sync_local import aws_faults, moto_speedups
+from coa_sync_local import aws_faults, moto_atomic, moto_speedups, writer_containers
 from coa_sync_local.aws_faults import ASYNC_RETRIES, AwsFaults, LambdaKilled, VirtualDeadline
 from coa_sync_local.environ import environment as _environment
 from coa_sync_local.state import LocalState, World
@@ -189,9 +190,30 @@ class RunnerOptions:
     # AWS's failure modes to play (aws_faults.FAULTS), each choice drawn from this seed.
     aws_faults: tuple[str, ...] = ()
     aws_faults_seed: int = 0
+    # Writer containers at once (the event source mapping's MaximumConcurrency): 1 plays the writer in this
+    # process; more run each in its own process (coa_sync_local.writer_containers).
+    writers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.writers < 1:
+            raise ValueError(f"writers must be >= 1, got {self.writers}")
+        if self.writers > 1 and self.aws_faults:
+            raise ValueError("AWS faults are played with one writer container (--writers 1) only")
 
 
 Progress = Callable[[str], None]
+
+
+def _holding_moto(method: Callable[..., Any]) -> Callable[..., Any]:
+    """The runner's own reads and writes of moto's backends, one at a time with every AWS call the writer
+    containers make through moto's server (coa_sync_local.writer_containers.lock)."""
+
+    @functools.wraps(method)
+    def holding(*args: Any, **kwargs: Any) -> Any:
+        with writer_containers.lock:
+            return method(*args, **kwargs)
+
+    return holding
 
 
 class LocalRunner:
@@ -213,6 +235,7 @@ class LocalRunner:
         self._superseded = 0
         self._current_run: str | None = None
         self._checkpoints = False
+        self.containers: writer_containers.WriterContainers | None = None  # with writers > 1
 
     # -- the local AWS world ---------------------------------------------------------------
 
@@ -276,6 +299,13 @@ class LocalRunner:
         self._drain_events()  # S3 sends a test event when notifications are set up
         if self.state is not None:
             self._close_interrupted_runs()
+        if self.options.writers > 1:
+            moto_atomic.apply()
+            self._stack.enter_context(writer_containers.in_process_calls_locked())
+            self.containers = writer_containers.WriterContainers(
+                self.options.writers, timeout_seconds=self.options.writer_timeout_seconds,
+                show_function_output=self.options.show_function_output)
+            self._stack.callback(self.containers.close)
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         try:
@@ -292,6 +322,7 @@ class LocalRunner:
                      dynamodb=dynamodb_backends[account][REGION], table=TABLE,
                      sqs=sqs_backends[account][REGION], queues=(ACTIONS_QUEUE, DEAD_LETTER_QUEUE))
 
+    @_holding_moto
     def _save(self) -> None:
         """Write what changed to the local state, if there is one (see coa_sync_local.state)."""
         if self.state is not None:
@@ -323,6 +354,8 @@ class LocalRunner:
             "MAX_RECEIVE_COUNT": str(self.options.max_receive_count),
             "ACTIONS_VISIBILITY_TIMEOUT_SECONDS": str(self.options.visibility_timeout),
             "LEFTOVER_VISIBILITY_SECONDS": "0",
+            # The writer's wait for a tenant's budget, as long a share of the window as 5 s is of a minute.
+            "PLEO_BUDGET_WAIT_SECONDS": str(5.0 * self.options.rate_window_seconds / 60.0),
             "POWERTOOLS_SERVICE_NAME": SERVICE,
             "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -367,6 +400,7 @@ class LocalRunner:
             raise ValueError("applying queued actions needs the Pleo URL")
         return self._pump()
 
+    @_holding_moto
     def queued(self) -> Counter[tuple[str, str]]:
         """What waits in the actions queue (visible or being applied), by (tenant, run)."""
         sqs, name = _sqs_backend(self.actions_url)
@@ -515,27 +549,36 @@ class LocalRunner:
         with _heap_set_aside():
             deadline = time.monotonic() + self.options.drain_timeout_seconds
             while time.monotonic() < deadline:
-                events = self._drain_events()
-                for event in events:
-                    self._deliver("diff", event)
-                if events:
-                    self._save()
-                due = [late for late in self._late if late.step <= self._step]
-                if due:
-                    for late in due:
-                        self._late.remove(late)
-                        self._invoke_late(late)
-                    continue
-                if writer and self._poll():
-                    self._step += 1
-                    continue
-                if self._late and settle_late:
-                    self._step = min(late.step for late in self._late)  # nothing else to do: it arrives now
-                    continue
-                if not writer or self._in_flight() == 0:
-                    return self._in_flight() if writer else 0
-                time.sleep(0.2)  # failed messages reappear after the visibility timeout
+                done = self._pump_step(writer=writer, settle_late=settle_late)
+                if done is not None:
+                    return done
             return self._in_flight()
+
+    def _pump_step(self, *, writer: bool, settle_late: bool) -> int | None:
+        """One turn of _pump: the actions still queued once nothing is left to do, else None."""
+        events = self._drain_events()
+        for event in events:
+            self._deliver("diff", event)
+        if events:
+            self._save()
+        due = [late for late in self._late if late.step <= self._step]
+        if due:
+            for late in due:
+                self._late.remove(late)
+                self._invoke_late(late)
+            return None
+        if writer and self._poll():
+            return None
+        if self._late and settle_late:
+            self._step = min(late.step for late in self._late)  # nothing else to do: it arrives now
+            return None
+        if not writer or self._in_flight() == 0:
+            return self._in_flight() if writer else 0
+        if self.containers and self.containers.busy():
+            self._settle_containers(self.containers.finished(wait=0.2))
+        else:
+            time.sleep(0.2)  # failed messages reappear after the visibility timeout
+        return None
 
     def _invoke_late(self, late: _Late) -> None:
         try:
@@ -543,6 +586,7 @@ class LocalRunner:
         except Exception as exc:  # a late copy failing is Lambda's business, not the run's
             self.progress(f"{late.function}: a late copy of an event failed: {type(exc).__name__}: {exc}")
 
+    @_holding_moto
     def _drain_events(self) -> list[dict[str, Any]]:
         """S3's notifications so far (S3 hands them to Lambda itself: read from moto's queue in process)."""
         sqs, queue = _sqs_backend(self.events_url)
@@ -555,11 +599,32 @@ class LocalRunner:
         return events
 
     def _poll(self) -> bool:
-        """One turn of the SQS event source mapping: a batch received and handed to the writer; False if none."""
+        """One turn of the SQS event source mapping: a batch received and handed to the writer (with containers:
+        the batches they finished settled, and one received for each idle container); False if nothing was."""
+        if self.containers is not None:
+            finished = self.containers.finished()
+            self._settle_containers(finished)
+            handed = 0
+            while self.containers.idle() and (batch := self._receive_batch()):
+                arn = self._arn(self.actions_url)
+                self.containers.submit(batch, {"Records": [_event_record(message, arn) for message in batch]})
+                handed += 1
+            return bool(finished or handed)
         batch = self._receive_batch()
         if batch:
             self._writer_step(batch)
+            self._step += 1
         return bool(batch)
+
+    def _settle_containers(self, finished: list[writer_containers.Finished]) -> None:
+        for done in finished:
+            if done.response is None:  # the invocation failed: Lambda hands the whole batch back
+                self.progress(f"writer: an invocation failed: {done.error}")
+                returned = {message.id for message in done.batch}
+            else:
+                returned = {failure["itemIdentifier"] for failure in done.response.get("batchItemFailures", [])}
+            self._settle(done.batch, returned)
+            self._step += 1
 
     def _writer_step(self, batch: list[Message]) -> None:
         """One batch through the writer, as Lambda's SQS event source mapping hands it over.
@@ -572,12 +637,17 @@ class LocalRunner:
         back without changing its visibility itself, reappears after `visibility_timeout` seconds.
         """
         arn = self._arn(self.actions_url)
-        sqs, queue = _sqs_backend(self.actions_url)
         first_try = all(message.approximate_receive_count == 1 for message in batch)
         twins = self.faults.duplicated(batch)
         if twins:
             self.faults.count("messages delivered to two writers", len(twins))
-        returned = self._writers([batch, twins] if twins else [batch], arn, first_try)
+        self._settle(batch, self._writers([batch, twins] if twins else [batch], arn, first_try))
+
+    @_holding_moto
+    def _settle(self, batch: list[Message], returned: set[str]) -> None:
+        """As the event source mapping does after an invocation: delete what settled; what was handed back without
+        a visibility of its own reappears after `visibility_timeout` seconds."""
+        sqs, queue = _sqs_backend(self.actions_url)
         settled = [message for message in batch if message.id not in returned]
         back = [message for message in batch if message.id in returned]
         # Handed back with the visibility of the receive (the function's timeout): as if that much time passed.
@@ -626,6 +696,7 @@ class LocalRunner:
             twin.join()
         return returned
 
+    @_holding_moto
     def _receive_batch(self) -> list[Message]:
         """Up to writer_batch_size messages, ten per ReceiveMessage, hidden for the writer's timeout."""
         sqs, queue = _sqs_backend(self.actions_url)
@@ -640,6 +711,7 @@ class LocalRunner:
             batch.extend(messages)
         return batch
 
+    @_holding_moto
     def _in_flight(self) -> int:
         """Actions on the queue, visible or being applied (what ApproximateNumberOfMessages and
         ...NotVisible add up to, read from moto's queue as the event source mapping does)."""
