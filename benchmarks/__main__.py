@@ -17,7 +17,17 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import api_calls, cold_start, diff_scale, diff_send, large_file, local_e2e, local_state, rate_budget
+from benchmarks import (
+    api_calls,
+    cold_start,
+    diff_scale,
+    diff_send,
+    large_file,
+    local_e2e,
+    local_state,
+    rate_budget,
+    writers,
+)
 from benchmarks.common import Table, verdict
 
 SECTIONS = {
@@ -29,6 +39,7 @@ SECTIONS = {
     "6": local_state.run,
     "7": large_file.run,
     "8": diff_send.run,
+    "9": writers.run,
 }
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 

@@ -36,11 +36,9 @@ from contextlib import ExitStack, contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, TextIO
-from unittest import mock
 
 import boto3
 from aws_lambda_powertools.utilities import parameters
-from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from coa_sync import tokenbucket, wiring
 from coa_sync.adapters import aws
@@ -689,7 +687,7 @@ class LocalRunner:
             return returned
         # One redirection around both: redirect_stdout swaps the process's sys.stdout, which two threads each
         # swapping and restoring would leave pointing anywhere.
-        with _one_aws_request_at_a_time(), redirect_stdout(self._function_output):
+        with writer_containers.in_process_calls_locked(), redirect_stdout(self._function_output):
             twin = threading.Thread(target=contextvars.copy_context().run, args=(one, batches[1], False))
             twin.start()
             one(batches[0], first_try)
@@ -764,20 +762,6 @@ def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
         "eventSourceARN": queue_arn,
         "awsRegion": REGION,
     }
-
-
-@contextmanager
-def _one_aws_request_at_a_time() -> Iterator[None]:
-    """While two writers run at once: AWS serves each request whole; moto, in this process, needs to be told."""
-    lock = threading.RLock()
-    make_api_call = BaseClient._make_api_call
-
-    def serialized(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        with lock:
-            return make_api_call(client, operation, params)
-
-    with mock.patch.object(BaseClient, "_make_api_call", serialized):
-        yield
 
 
 @contextmanager

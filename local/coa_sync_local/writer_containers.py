@@ -134,7 +134,8 @@ class WriterContainers:
 
 @contextmanager
 def in_process_calls_locked() -> Iterator[None]:
-    """While containers run: the runner's own boto3 calls into moto in process hold the lock too."""
+    """The runner's own boto3 calls into moto in process hold the lock too: while containers run, and while two
+    writers run at once in this process (sqs-duplicates). AWS serves each request whole; moto must be told."""
     from unittest import mock
 
     from botocore.client import BaseClient

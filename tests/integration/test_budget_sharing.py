@@ -10,16 +10,14 @@ import os
 import subprocess
 import sys
 import time
-from bisect import bisect_left
 
 import boto3
 from coa_sync.adapters.tenants import TenantStore
 from coa_sync.models import FileSource, Tenant
 from coa_sync_local import moto_atomic
-from coa_sync_local.emulators.pleo import PleoEmulator
 from moto.server import ThreadedMotoServer
 
-from tests.support import API_KEY, COMPANY
+from tests.support import API_KEY, COMPANY, RecordingEmulator, peak
 
 WINDOW = 6.0  # seconds playing Pleo's minute
 LIMIT = 500  # what coa-sync keeps to in any window (PLEO_RATE_LIMIT_PER_MINUTE)
@@ -56,23 +54,6 @@ with wiring.pleo_client(settings, tenant) as client:
             sent += 1
 print(json.dumps({"sent": sent}))
 """
-
-
-class RecordingEmulator(PleoEmulator):
-    """Notes when each request reaches Pleo's rate limit, as Pleo counts it."""
-
-    def __init__(self, **options: object) -> None:
-        super().__init__(**options)
-        self.arrivals: list[float] = []
-
-    def _admit(self, credential: object) -> int:
-        self.arrivals.append(time.monotonic())
-        return super()._admit(credential)
-
-
-def peak(arrivals: list[float], window: float) -> int:
-    ordered = sorted(arrivals)
-    return max((bisect_left(ordered, t + window) - i for i, t in enumerate(ordered)), default=0)
 
 
 def test_a_fetch_and_three_writer_containers_of_one_tenant_share_one_budget(tmp_path):

@@ -4,35 +4,14 @@ tenants table. A minute is played in two seconds (rate_window_seconds)."""
 
 from __future__ import annotations
 
-import time
-from bisect import bisect_left
-
 from coa_sync.models import FileSource, Tenant
-from coa_sync_local.emulators.pleo import PleoEmulator
 from coa_sync_local.runner import LocalRunner, RunnerOptions
 
-from tests.support import API_KEY, COMPANY, write_csv
+from tests.support import API_KEY, COMPANY, RecordingEmulator, peak, write_csv
 
 WINDOW = 2.0  # seconds playing Pleo's minute
 LIMIT = 100  # PLEO_RATE_LIMIT_PER_MINUTE, per window
 ACCOUNTS = 150
-
-
-class RecordingEmulator(PleoEmulator):
-    """Notes when each request reaches Pleo's rate limit, as Pleo counts it."""
-
-    def __init__(self, **options: object) -> None:
-        super().__init__(**options)
-        self.arrivals: list[float] = []
-
-    def _admit(self, credential: object) -> int:
-        self.arrivals.append(time.monotonic())
-        return super()._admit(credential)
-
-
-def peak(arrivals: list[float], window: float) -> int:
-    ordered = sorted(arrivals)
-    return max((bisect_left(ordered, t + window) - i for i, t in enumerate(ordered)), default=0)
 
 
 def test_three_writer_containers_of_one_tenant_share_its_budget_and_apply_every_update(tmp_path):
