@@ -235,7 +235,9 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     monkeypatch.delenv("PLEO_TIMEOUT_SECONDS", raising=False)
     with PleoEmulator(page_size_cap=PAGE_SIZE_CAP) as emulator:
         options = RunnerOptions(pleo_url=emulator.url, visibility_timeout=0, max_receive_count=4,
-                                pleo_max_attempts=2, writer_batch_size=6, drain_timeout_seconds=120)
+                                pleo_max_attempts=2, writer_batch_size=6, drain_timeout_seconds=120,
+                                # A minute in a second: the shared budget (5, then 8 a second at 60 s) does not bind.
+                                rate_window_seconds=1.0)
         with LocalRunner(options) as runner:
             # AWS's cold starts keep nothing of the process (handler state, cached secrets, rate limiters), but
             # here the boto3 clients are kept: they hold connections, not what a run knows, and three new ones
