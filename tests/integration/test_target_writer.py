@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import boto3
 import pytest
-from coa_sync import tokenbucket
 from coa_sync.adapters.queues import ActionQueue
 from coa_sync.models import AccountFields, Action, ActionKind, ActionMessage, FileSource, Tenant
 from coa_sync_local.cli import NO_PLEO
-from coa_sync_local.runner import LocalRunner, RunnerOptions
+from coa_sync_local.runner import TABLE, LocalRunner, RunnerOptions
 
 from tests.as_systems import BUSINESS, PARTNER, SECRET_KEY, thredfi
 from tests.support import write_csv
@@ -58,8 +58,10 @@ def test_creates_go_one_a_request_refusals_are_dead_lettered_with_thredfis_reaso
         action, why = reasons["9001"]
         assert action == "archive" and why[0].startswith("thredfi HTTP 422: ")
         assert active(system) == {**{code: name for _, code, name, _ in rows[:14]}, "9001": "With a balance"}
-        # Its rate budget is the connector's token bucket, keyed by Thredfi, where it is and the partner.
-        assert any(key.startswith(f"thredfi:{system.emulator.url}:") for key, _ in tokenbucket._buckets)
+        # Its rate budget is a bucket in the tenants table, shared by every container, keyed by Thredfi, where it
+        # is and the partner.
+        items = boto3.client("dynamodb", region_name="eu-west-1").scan(TableName=TABLE)["Items"]
+        assert any(item["pk"]["S"].startswith(f"BUDGET#thredfi:{system.emulator.url}:") for item in items)
 
 
 def test_an_action_of_an_earlier_run_is_superseded_not_applied_in_thredfi(runner, tmp_path):
