@@ -3,6 +3,8 @@
 The driver plays one run without SQS or moto: it reads Pleo with the real client (what the
 fetch λ does), plans with the real diff, and feeds the real Writer the plan's actions as
 SQS records, in batches of 1000 in plan order, as the writer's event source mapping would.
+Its run holds the tenant's lock throughout and nothing was applied before (_OneRun), so every
+action is live and fresh: the driver measures Pleo traffic, not the ledger.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 
 from coa_sync.adapters.pleo import API_CALLS, PleoClient, PleoCredentials
 from coa_sync.diff import plan as make_plan
-from coa_sync.models import ActionMessage, DeadLetter, Plan, SourceSnapshot, Tenant
+from coa_sync.models import ActionMessage, DeadLetter, Plan, RunLock, SourceSnapshot, Tenant
 from coa_sync.pipeline.write import Record, Writer
 from coa_sync.tokenbucket import RateBudget
 
@@ -21,6 +23,7 @@ COMPANY = "12abc3d4-e567-890e-1234-abc56e78fabc"
 API_KEY = "bench-api-key"
 TENANT = Tenant.model_validate({"tenantId": "bench", "companyId": COMPANY, "pleoSecretName": "coa-sync/bench/pleo",
                                  "source": {"kind": "file", "uri": "unused"}})
+RUN = "bench"
 WRITER_BATCH = 1000  # the template's WriterBatchSize default
 NAMES = ("Office Supplies", "Travel", "Software Subscriptions", "Marketing", "Meals and Entertainment",
          "Consulting Fees", "Rent", "Utilities", "Insurance", "Bank Charges")
@@ -82,6 +85,27 @@ class _DeadLetters:
         self.letters.append(letter)
 
 
+class _OneRun:
+    """The writer's fences and redelivery for one run that holds its tenant's lock from start to end: every
+    action is its live run's and none was settled before; nothing is handed back to a queue (there is none:
+    a retry or leftover shows in SyncResult.retried)."""
+
+    def lock(self, tenant_id: str) -> RunLock:
+        return RunLock(run_id=RUN, expires_at=2**40, taken_at=0)
+
+    def renew(self, tenant_id: str, run_id: str, ttl_seconds: int) -> bool:
+        return run_id == RUN
+
+    def outcomes(self, tenant_id: str, run_id: str, seqs: set[int]) -> dict[int, dict[str, set[int]]]:
+        return {}
+
+    def later(self, receipt_handles: Sequence[str], seconds: int) -> int:
+        return len(receipt_handles)
+
+    def requeue(self, received: Sequence[tuple[str, ActionMessage]]) -> None:
+        raise AssertionError("a one-run driver delivers every message once: nothing is on its last delivery")
+
+
 @dataclass
 class SyncResult:
     plan: Plan
@@ -102,11 +126,14 @@ def drive_sync(url: str, wanted: SourceSnapshot, budget: RateBudget,
         target = pleo.snapshot(COMPANY)
     result = make_plan(wanted.columns(), target.columns())
     dead = _DeadLetters()
-    writer = Writer(tenant=lambda _id: TENANT, target_for=client, dead_letters=dead)
+    run = _OneRun()
+    writer = Writer(tenant=lambda _id: TENANT, target_for=client, dead_letters=dead, fences=run, queue=run,
+                    lock_ttl_seconds=900)
     retried = 0
     for start in range(0, len(result.actions), WRITER_BATCH):
         chunk = result.actions[start:start + WRITER_BATCH]
-        records = [Record(f"m{start + i}", ActionMessage(tenant_id=TENANT.tenant_id, run_id="bench",
+        records = [Record(f"m{start + i}", ActionMessage(tenant_id=TENANT.tenant_id, run_id=RUN,
+                                                         company_id=COMPANY, seq=start + i,
                                                          action=action).model_dump_json())
                    for i, action in enumerate(chunk)]
         report = writer.apply(records)
