@@ -1,6 +1,7 @@
 """`python -m benchmarks`: every benchmark section, one table (or two) each, and benchmarks/RESULTS.md.
 
-    python -m benchmarks            # the default sizes (about 5 minutes on 2 cores); writes RESULTS.md
+    python -m benchmarks            # the default sizes (about 15 minutes on 2 cores, 10 of them section 10);
+                                    # writes RESULTS.md
     python -m benchmarks --quick    # smaller sizes, prints only (unless --output is given)
     python -m benchmarks --full     # also the local end-to-end sync of 100,000 when it looks feasible, and
                                     # the command line syncing a 50 MB CSV of 800,000 rows (section 7)
