@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from bisect import bisect_left
 from pathlib import Path
 
 from coa_sync.tokenbucket import Rate, TokenBucket
-from coa_sync_local.emulators.pleo import PleoEmulator
+
+# The emulator noting when each request reaches its rate limit, and the most arrivals in any window: the
+# benchmarks' own, so that a test and a benchmark count a peak the same way.
+from benchmarks.rate_budget import RecordingEmulator  # noqa: F401
+from benchmarks.rate_budget import peak_in_window as peak  # noqa: F401
 
 COMPANY = "12abc3d4-e567-890e-1234-abc56e78fabc"
 API_KEY = "pls_test_key_0123456789"
@@ -28,24 +30,6 @@ SEED_PLEO = [
 def budget(limit: int = 100_000, window: float = 60.0) -> TokenBucket:
     """A Pleo client's rate budget in this process: at most `limit` requests in any `window` seconds."""
     return TokenBucket(Rate.within(limit, window, hold=0.0))
-
-
-class RecordingEmulator(PleoEmulator):
-    """The Pleo emulator, noting when each request reaches its rate limit, as Pleo counts it."""
-
-    def __init__(self, **options: object) -> None:
-        super().__init__(**options)
-        self.arrivals: list[float] = []
-
-    def _admit(self, credential: object) -> int:
-        self.arrivals.append(time.monotonic())
-        return super()._admit(credential)
-
-
-def peak(arrivals: list[float], window: float) -> int:
-    """Most requests that arrived within any `window` seconds."""
-    ordered = sorted(arrivals)
-    return max((bisect_left(ordered, t + window) - i for i, t in enumerate(ordered)), default=0)
 
 
 class FakeClock:

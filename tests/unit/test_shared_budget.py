@@ -5,7 +5,6 @@ and the limit is used."""
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left
 from collections.abc import Iterator
 
 import boto3
@@ -16,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from tests.support import FakeClock
+from tests.support import FakeClock, peak
 
 TABLE = "tenants"
 EPOCH = 1_800_000_000.0  # the shared clock is wall time (epoch seconds)
@@ -49,12 +48,6 @@ def excess(times: list[float], capacity: float, refill: float) -> float:
         best_start = max(best_start, refill * t - j)  # the i that leaves the most counted for its length
         worst = max(worst, j + 1 - refill * t + best_start - capacity)
     return worst
-
-
-def peak(arrivals: list[float], window: float) -> int:
-    """The most arrivals in any window [t, t + window)."""
-    ordered = sorted(arrivals)
-    return max((bisect_left(ordered, t + window) - i for i, t in enumerate(ordered)), default=0)
 
 
 keys = iter(range(10**9))
