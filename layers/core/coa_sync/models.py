@@ -7,6 +7,7 @@ uses snake_case attributes.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -314,11 +315,13 @@ class StackOneSource(ApiSource):
     company_id: str = Field(min_length=1)  # StackOne's accounting company id
 
 
-def _source_kind(value: object) -> str:
-    # Tenant items written before there was more than one kind carry {"uri": ...} only.
-    if isinstance(value, dict):
-        return str(value.get("kind", "file"))
-    return str(getattr(value, "kind", "file"))
+def _kind_or(default: str) -> Callable[[object], str]:
+    """A discriminator reading `kind` from a dict or a model, `default` where it has none."""
+    def kind(value: object) -> str:
+        if isinstance(value, dict):
+            return str(value.get("kind", default))
+        return str(getattr(value, "kind", default))
+    return kind
 
 
 # Where a tenant's chart of accounts comes from, told apart by `kind`.
@@ -327,7 +330,8 @@ SourceConfig = Annotated[
     | Annotated[ThredfiSource, Tag("thredfi")]
     | Annotated[DualEntrySource, Tag("dualentry")]
     | Annotated[StackOneSource, Tag("stackone")],
-    Discriminator(_source_kind),
+    # Tenant items written before there was more than one kind carry {"uri": ...} only: a file.
+    Discriminator(_kind_or("file")),
 ]
 SOURCE_KINDS = ("file", "thredfi", "dualentry", "stackone")
 
@@ -338,19 +342,13 @@ class PleoTarget(Model):
     kind: Literal["pleo"] = "pleo"
 
 
-def _target_kind(value: object) -> str:
-    if isinstance(value, dict):
-        return str(value.get("kind", "pleo"))
-    return str(getattr(value, "kind", "pleo"))
-
-
 # Where a tenant's actions go, told apart by `kind`: Pleo, or an accounting system (its settings as a source's).
 TargetConfig = Annotated[
     Annotated[PleoTarget, Tag("pleo")]
     | Annotated[ThredfiSource, Tag("thredfi")]
     | Annotated[DualEntrySource, Tag("dualentry")]
     | Annotated[StackOneSource, Tag("stackone")],
-    Discriminator(_target_kind, custom_error_type="target_kind",
+    Discriminator(_kind_or("pleo"), custom_error_type="target_kind",
                   custom_error_message="a target is pleo, thredfi, dualentry or stackone (a file is read, never "
                                        "written)"),
 ]
