@@ -52,6 +52,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         deadline=deadline,
         max_receive_count=settings.max_receive_count,
         leftover_visibility_seconds=settings.leftover_visibility_seconds,
+        tenants_at_once=settings.writer_tenants_at_once,
     )
 
     def apply(records: Sequence[SQSRecord]) -> set[str]:

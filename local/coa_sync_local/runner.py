@@ -297,9 +297,10 @@ class LocalRunner:
         self._drain_events()  # S3 sends a test event when notifications are set up
         if self.state is not None:
             self._close_interrupted_runs()
+        # Several callers share this moto at once (the writer's tenant threads, the diff's sends, the containers).
+        moto_atomic.apply()
+        self._stack.enter_context(writer_containers.in_process_calls_locked())
         if self.options.writers > 1:
-            moto_atomic.apply()
-            self._stack.enter_context(writer_containers.in_process_calls_locked())
             self.containers = writer_containers.WriterContainers(
                 self.options.writers, timeout_seconds=self.options.writer_timeout_seconds,
                 show_function_output=self.options.show_function_output)
@@ -687,7 +688,7 @@ class LocalRunner:
             return returned
         # One redirection around both: redirect_stdout swaps the process's sys.stdout, which two threads each
         # swapping and restoring would leave pointing anywhere.
-        with writer_containers.in_process_calls_locked(), redirect_stdout(self._function_output):
+        with redirect_stdout(self._function_output):
             twin = threading.Thread(target=contextvars.copy_context().run, args=(one, batches[1], False))
             twin.start()
             one(batches[0], first_try)

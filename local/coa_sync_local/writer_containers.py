@@ -134,8 +134,9 @@ class WriterContainers:
 
 @contextmanager
 def in_process_calls_locked() -> Iterator[None]:
-    """The runner's own boto3 calls into moto in process hold the lock too: while containers run, and while two
-    writers run at once in this process (sqs-duplicates). AWS serves each request whole; moto must be told."""
+    """The runner's own boto3 calls into moto in process hold the lock too: the containers' calls through the server,
+    the writer's tenant threads, two writers at once (sqs-duplicates), the diff's sends. AWS serves each request
+    whole; moto must be told."""
     from unittest import mock
 
     from botocore.client import BaseClient

@@ -514,6 +514,40 @@ def test_writer_hands_back_a_tenant_whose_budget_is_spent_and_goes_on_with_the_o
     assert sorted(m["Body"] for m in drain(queue)) == sorted(acme)
 
 
+def test_writer_applies_a_batchs_tenants_at_once_so_many_small_runs_take_as_long_as_one(stack, emulator):
+    # Four small runs in one batch, Pleo answering each tenant's request only after 2 s: applied one tenant after
+    # another they would take 8 s at least; at once, every tenant's request is in flight together.
+    names = ["t1", "t2", "t3", "t4"]
+    ledger, bodies, run_ids = Ledger(stack.ref("TenantsTable")), [], []
+    for n, name in enumerate(names, start=10):
+        company = str(uuid.UUID(int=n))
+        register_tenant(stack, emulator, name, company_id=company, accounts=[])
+        run = runs.start(ledger, RunRequest(tenant_id=name, trigger="webhook"), 3600, lambda record: None,
+                         company_id=company)
+        create = Action(kind=ActionKind.CREATE, external_id=f"{name}-1", desired=AccountFields(name="New"))
+        runs.planned(ledger, run, Plan(actions=[create], noop=0), dry_run=False, finished=lambda record: None)
+        run_ids.append(run.run_id)
+        bodies.append(ActionMessage(tenant_id=name, run_id=run.run_id, company_id=company, seq=0,
+                                    action=create).model_dump_json())
+    emulator.inject("slow", count=len(names), delay=2.0)
+    sqs, queue = boto3.client("sqs"), stack.ref("ActionsQueue")
+    for body in bodies:
+        sqs.send_message(QueueUrl=queue, MessageBody=body)
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    event = {"Records": [_sqs_record(m, arn) for m in drain(queue)]}
+
+    started = time.monotonic()
+    response = stack.function("WriterFunction")(event)
+
+    assert time.monotonic() - started < 4.0  # as long as one slow request (2 s), not four in turn (8 s)
+    assert response == {"batchItemFailures": []}
+    assert emulator.calls == {"batch_create": 4}
+    for n, (name, run_id) in enumerate(zip(names, run_ids, strict=True), start=10):
+        assert [a["externalId"] for a in emulator.accounts(str(uuid.UUID(int=n)))] == [f"{name}-1"]
+        assert ledger.get(name, run_id).status == "completed"
+    assert drain(stack.ref("ActionsDeadLetterQueue")) == []
+
+
 def test_writer_queues_afresh_a_leftover_on_its_last_delivery_so_it_never_reaches_the_dlq(stack, emulator):
     register_tenant(stack, emulator, "acme", accounts=WRITER_SEED)
     event = writer_event(emulator, stack)

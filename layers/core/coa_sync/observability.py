@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 import wrapt
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -19,6 +20,7 @@ logger = Logger(service=SERVICE)
 # start. Each library we call is patched for X-Ray when something first imports it, which a path may never do.
 tracer = Tracer(service=SERVICE, auto_patch=False)
 metrics = Metrics(service=SERVICE, namespace=NAMESPACE)
+_metrics_lock = threading.Lock()  # Powertools' metric set is a plain dict: the writer's tenant threads share it
 
 if not tracer.disabled:
     # On boto3, which our adapters and Powertools' parameters import botocore through: botocore.exceptions alone
@@ -28,12 +30,13 @@ if not tracer.disabled:
 
 
 def observe_pleo(endpoint: str, status: int, seconds: float) -> None:
-    """Pleo request latency and throttling, as metrics."""
-    metrics.add_metric(name="PleoLatency", unit=MetricUnit.Milliseconds, value=seconds * 1000)
-    if status == 429:
-        metrics.add_metric(name="PleoThrottled", unit=MetricUnit.Count, value=1)
-    elif status == 0 or status >= 500:
-        metrics.add_metric(name="PleoServerErrors", unit=MetricUnit.Count, value=1)
+    """Pleo request latency and throttling, as metrics (from any thread)."""
+    with _metrics_lock:
+        metrics.add_metric(name="PleoLatency", unit=MetricUnit.Milliseconds, value=seconds * 1000)
+        if status == 429:
+            metrics.add_metric(name="PleoThrottled", unit=MetricUnit.Count, value=1)
+        elif status == 0 or status >= 500:
+            metrics.add_metric(name="PleoServerErrors", unit=MetricUnit.Count, value=1)
 
 
 def observe_run(record: RunRecord) -> None:

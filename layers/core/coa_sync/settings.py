@@ -85,6 +85,9 @@ class WriterSettings(PleoSettings):
     # Longest wait for a tenant's Pleo rate budget: past it, that tenant's actions go back to the queue (visible
     # again when its budget has room) and the writer goes on with the other tenants' in the batch.
     pleo_budget_wait_seconds: float = Field(default=5.0, ge=0)
+    # Tenants of one batch applied at once, each on its own thread and paced by its own budget: a batch of many
+    # small tenants takes as long as its busiest, not as long as all of them in turn.
+    writer_tenants_at_once: int = Field(default=16, ge=1, le=64)
 
 
 class WebhookSettings(PleoSettings):

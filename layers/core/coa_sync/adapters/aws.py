@@ -34,6 +34,25 @@ class OnFirstUse:
         return getattr(self._made, name)
 
 
+class PerThread:
+    """Stands in for a boto3 resource object, made for each thread that uses it: boto3's resources, unlike its
+    clients, are not safe to share between threads (the writer applies tenants on threads of their own). The
+    copies are cheap: they share one service resource and its client."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._local = threading.local()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        made = getattr(self._local, "made", None)
+        if made is None:
+            with _lock:
+                made = self._local.made = self._make()
+        return getattr(made, name)
+
+
 def client(service: str) -> Any:
     return OnFirstUse(lambda: _client(service))
 
@@ -43,8 +62,8 @@ def resource(service: str) -> Any:
 
 
 def table(name: str, dynamodb: Any | None = None) -> Any:
-    """A DynamoDB table, of the given resource or of the shared one (made on first use)."""
-    return dynamodb.Table(name) if dynamodb is not None else OnFirstUse(lambda: _resource("dynamodb").Table(name))
+    """A DynamoDB table, of the given resource or of the shared one (made on first use in each thread)."""
+    return PerThread(lambda: (dynamodb if dynamodb is not None else _resource("dynamodb")).Table(name))
 
 
 # boto3.dynamodb.conditions' Attr and Key, importing boto3 only when first called.

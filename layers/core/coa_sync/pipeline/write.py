@@ -19,6 +19,11 @@ connector behind coa_sync.connectors.target). Every message ends in one of these
 - REQUEUED: a leftover on what would be its last delivery, queued afresh as a new message (so
   SQS's own redrive cannot count it out either); this copy is settled.
 
+The tenants of a batch are applied at once (up to `tenants_at_once`), each paced by its own rate budget: a
+batch holding many small tenants takes about as long as its busiest one, not as long as all of them one after
+another. Each tenant is applied by a copy of the writer with its own report; the copies share only the adapters
+(boto3 clients are safe across threads) and the deadline.
+
 A tenant whose Pleo authorisation is refused for good (tokens.ReauthRequired: needs_reauth) gets
 no further call: its messages go to the DLQ with the reason, which says how to reconnect, and the
 report names the tenant, for its run to be failed with that message.
@@ -31,9 +36,13 @@ and an action is counted once per seq (coa_sync.tally).
 
 from __future__ import annotations
 
+import contextvars
+import copy
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -132,6 +141,21 @@ class WriteReport:
     def returned(self) -> set[str]:
         return {message_id for message_id, outcome in self.outcomes.items() if outcome in RETURNED}
 
+    def merge(self, other: WriteReport) -> None:
+        """Add another tenant's report (each message, tenant and run is in one report only)."""
+        self.outcomes.update(other.outcomes)
+        for kind, count in other.applied.items():
+            self.applied[kind] = self.applied.get(kind, 0) + count
+        self.dead += other.dead
+        for key, settled in other.runs.items():
+            mine = self.runs.setdefault(key, Settled({}))
+            mine.unfenceable += settled.unfenceable
+            for outcome, seqs in settled.outcomes.items():
+                mine.outcomes.setdefault(outcome, set()).update(seqs)
+        self.retry_reasons.update(other.retry_reasons)
+        self.superseded.update(other.superseded)
+        self.reauth.update(other.reauth)
+
 
 class _TenantUnavailable(Exception):
     """The target is failing for this tenant right now: leave its other messages for a later delivery."""
@@ -182,6 +206,8 @@ class Writer:
     # uncounted, and its run would never finish (holding the tenant's run lock until it goes stale).
     max_receive_count: int | None = None
     leftover_visibility_seconds: int = 5
+    # Tenants of one batch applied at once, each on a thread of its own (WRITER_TENANTS_AT_ONCE).
+    tenants_at_once: int = 16
     clock: Callable[[], float] = time.time
     report: WriteReport = field(default_factory=WriteReport)
     # The messages of the target request in flight: if it fails, they failed with it; the rest were never sent.
@@ -203,17 +229,44 @@ class Writer:
             by_tenant.setdefault(message.tenant_id, []).append((record, message))
             if from_dlq:
                 self._redriven.add(record.message_id)
-        tenants = iter(by_tenant.items())
-        try:
-            for tenant_id, items in tenants:
-                self._apply_tenant(tenant_id, items)
-        except _OutOfTime:
-            for _, items in tenants:  # tenants not started at all
-                self._leave(items, Outcome.LEFTOVER, "out of time")
+        self._each_tenant(by_tenant)
         everything = [item for items in by_tenant.values() for item in items]
         self._give_up_on_last_deliveries(everything)
         self._hand_back_leftovers(everything)
         return self.report
+
+    def _each_tenant(self, by_tenant: dict[str, list[Item]]) -> None:
+        """Every tenant's items applied, up to tenants_at_once at a time, each by a copy of this writer; their
+        reports merged into this one's. Once one runs out of time, those not started are left over."""
+        out_of_time = threading.Event()
+        merge = threading.Lock()
+
+        def one(tenant_id: str, items: list[Item]) -> None:
+            worker = copy.copy(self)
+            worker.report, worker._sending, worker._back_in = WriteReport(), [], {}
+            try:
+                if out_of_time.is_set() or self.deadline.left() <= 0:
+                    raise _OutOfTime
+                worker._apply_tenant(tenant_id, items)
+            except _OutOfTime:
+                out_of_time.set()
+                worker._leave(items, Outcome.LEFTOVER, "out of time")
+            finally:
+                with merge:
+                    self.report.merge(worker.report)
+                    self._back_in.update(worker._back_in)
+
+        if len(by_tenant) == 1 or self.tenants_at_once <= 1:
+            for tenant_id, items in by_tenant.items():
+                one(tenant_id, items)
+            return
+        with ThreadPoolExecutor(max_workers=min(self.tenants_at_once, len(by_tenant)),
+                                thread_name_prefix="writer-tenant") as pool:
+            # Each in a copy of the caller's context (Powertools' and the local runner's context variables).
+            futures = [pool.submit(contextvars.copy_context().run, one, tenant_id, items)
+                       for tenant_id, items in by_tenant.items()]
+        for future in futures:
+            future.result()  # an unexpected error fails the invocation, as it did applied one tenant at a time
 
     # -- fencing -------------------------------------------------------------------------
 
