@@ -53,6 +53,20 @@ def excess(times: list[float], capacity: float, refill: float) -> float:
 keys = iter(range(10**9))
 
 
+class SlowTable:
+    """The table answering each conditional update `trip` seconds after it was sent (a table many containers
+    queue on): the caller's clock moves on while it waits for the answer."""
+
+    def __init__(self, dynamodb, clock: Clock, trip: float) -> None:
+        self._dynamodb, self._clock, self._trip = dynamodb, clock, trip
+
+    def update_item(self, **kwargs):
+        try:
+            return self._dynamodb.update_item(**kwargs)
+        finally:
+            self._clock.now += self._trip
+
+
 def budgets(dynamodb, rate: Rate, takers: int, clock: Clock, hold: float, lease: int = 5) -> list[SharedBudget]:
     """`takers` containers' budgets of one key (a fresh bucket): each its own lease, one item in the table."""
     key = f"test-{next(keys)}"
@@ -61,10 +75,11 @@ def budgets(dynamodb, rate: Rate, takers: int, clock: Clock, hold: float, lease:
 
 
 def run(group: list[SharedBudget], clock: Clock, services: list[list[float]], timeouts: list[float | None],
-        until: float = float("inf")) -> tuple[list[float], list[float]]:
+        until: float = float("inf"), trip: float = 0.0) -> tuple[list[float], list[float]]:
     """Containers working at once, each on its own time: a container asks for a token, waits for it (or
     is refused), sends its request, and asks again `services[i]` seconds later (cycling), until `until`.
-    Events happen in time order. Returns when tokens were used, and the waits the refused were told."""
+    Events happen in time order. Returns when tokens were used, and the waits the refused were told.
+    No ask waits longer than its timeout, besides the table's own time to answer (`trip` a round trip)."""
     waiting = [(clock.now, i, 0) for i in range(len(group))]
     heapq.heapify(waiting)
     used, refused = [], []
@@ -74,13 +89,17 @@ def run(group: list[SharedBudget], clock: Clock, services: list[list[float]], ti
             continue
         clock.now = now
         timeout = timeouts[i % len(timeouts)]
+        trips = group[i].round_trips
         try:
             group[i].acquire(timeout)
         except BudgetSpent as spent:
-            assert timeout is not None and spent.retry_after > timeout and clock.now == now
+            table_time = (group[i].round_trips - trips) * trip
+            assert timeout is not None and spent.retry_after > timeout
+            assert clock.now == pytest.approx(now + table_time)
             refused.append(spent.retry_after)
         else:
-            assert timeout is None or clock.now - now <= timeout + 1e-6
+            table_time = (group[i].round_trips - trips) * trip
+            assert timeout is None or clock.now - now <= timeout + table_time + 1e-6
             used.append(clock.now)
         heapq.heappush(waiting, (clock.now + services[i][n], i, n + 1))
     return used, refused
@@ -95,11 +114,12 @@ GAPS = st.one_of(st.sampled_from([0.0, 0.4999, 0.5001, 1.9999]), st.floats(0, 2)
        lease=st.integers(1, 8),
        gaps=st.lists(st.lists(GAPS, min_size=1, max_size=50), min_size=1, max_size=6),
        timeouts=st.lists(st.one_of(st.none(), st.floats(0, 3)), min_size=1, max_size=3),
-       delays=st.lists(st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0, 1)), min_size=1, max_size=10))
+       delays=st.lists(st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0, 1)), min_size=1, max_size=10),
+       trip=st.one_of(st.just(0.0), st.floats(0, 1)))
 def test_no_window_sees_more_than_the_limit_however_many_take_and_lease(dynamodb, limit, window, lease, gaps,
-                                                                        timeouts, delays):
-    """Containers taking from one bucket at once, each leasing, each asking as it likes; each request
-    arrives anywhere up to half the hold after its token is used (a leased token unused in time is dropped:
+                                                                        timeouts, delays, trip):
+    """Containers taking from one bucket at once, each leasing, each asking as it likes, the table answering
+    at once or slowly; each request arrives anywhere up to half the hold after its token is used (a leased token unused in time is dropped:
     spent). The adversary's best: hold leased tokens as long as allowed, then arrive late.
 
     Two checks: the tokens used keep within the bucket the table holds, with a lease's time to use them
@@ -108,8 +128,9 @@ def test_no_window_sees_more_than_the_limit_however_many_take_and_lease(dynamodb
     clock = Clock()
     hold = window / 30
     rate = Rate.within(limit, window, hold)
-    group = budgets(dynamodb, rate, len(gaps), clock, hold, lease)
-    used, _ = run(group, clock, [[gap * hold for gap in own] for own in gaps], timeouts)
+    # Each take's answer comes back `trip` of half a hold later (the time a leased token may wait to be used).
+    group = budgets(SlowTable(dynamodb, clock, trip * hold / 2), rate, len(gaps), clock, hold, lease)
+    used, _ = run(group, clock, [[gap * hold for gap in own] for own in gaps], timeouts, trip=trip * hold / 2)
     kept = rate.burst - rate.refill * hold  # the bucket in the table
     assert excess(used, kept + rate.refill * hold / 2, rate.refill) <= 1e-6
     arrivals = [t + delays[n % len(delays)] * hold / 2 for n, t in enumerate(used)]
@@ -128,6 +149,22 @@ def test_containers_that_never_rest_use_at_least_95_percent_of_the_limit(dynamod
     assert len(used) / 10 >= 0.95 * 500  # per window, on average over ten
     # Leases: even sharing the budget four ways, two requests in three cost no round trip to the table.
     assert sum(budget.round_trips for budget in group) <= len(used) / 3
+
+
+def test_a_caller_slowed_by_the_table_still_leases_in_blocks_and_uses_them(dynamodb):
+    # The table takes 0.7 s to answer (many containers queued on it), of the 0.75 s a leased token may wait.
+    clock = Clock()
+    rate = Rate.within(500, 60, 1.5)
+    (budget,) = budgets(SlowTable(dynamodb, clock, 0.7), rate, 1, clock, 1.5)
+    used = []
+    for _ in range(50):
+        budget.acquire()
+        used.append(clock.now)
+        clock.now += 0.03  # its request
+    # Leases of 1, 2, 4, then mostly 5 (the bucket's size), not lapsing while the answer comes back: a round trip
+    # for about one ask in four (sized by how often it asked, and due from the ask, it was one in two).
+    assert budget.round_trips <= 13
+    assert peak(used, 60) <= 500
 
 
 def test_a_token_further_away_than_the_timeout_is_refused_at_once_and_taken_from_no_one(dynamodb):

@@ -8,8 +8,12 @@ it holds capacity - (tat - now) * refill tokens, all of them once tat <= now. Ta
 max(tat, now) + n / refill. DynamoDB cannot take a max, so a take is one of two conditional updates,
 each a single round trip and atomic however many containers take at once:
 
-  the bucket is full (tat <= now, or no item):   SET tat = now + n / refill
+  the bucket is full (tat <= now, or no item):   SET tat = now + m + n / refill
   the bucket is in use (now <= tat <= latest):   SET tat = tat + n / refill
+
+(m: the last round trip's time, at most use_by: tokens from a full bucket are taken as of when the
+answer is expected back, and not used before then, so a slow table does not eat the time to use them.
+A full bucket is full then too.)
 
 where latest = now + (capacity - n) / refill plus the time the caller may wait. Tokens taken past
 the first bound are reserved: they fall due later (as the bucket refills), promised to this caller
@@ -18,8 +22,11 @@ it is (ReturnValuesOnConditionCheckFailure): that says which update to try, or h
 token falls due; when that is longer than the caller may wait, nothing is taken and BudgetSpent says
 when to come back. Nothing is ever read before a take.
 
-Leases: a take gets up to MAX_LEASE tokens (as many as this budget was asked for in the last
-`use_by` seconds, this ask included), so most requests cost no round trip. A leased token is used within `use_by`
+Leases: a take gets up to MAX_LEASE tokens, so most requests cost no round trip: twice as many as
+the last take when all of those were used, as many as were used when some lapsed (1 at first). The
+size follows what the caller used, not how often it asked: a caller slowed by the table itself (many
+containers on one table) still leases in blocks, where one that asks once in a while wastes little.
+A leased token is used within `use_by`
 seconds of falling due or not at all, and counts as spent either way. A token's request then reaches
 the server at most `hold` (= 2 x use_by: the other half is its way there) after its take: the bucket
 keeps the Rate's burst less refill x hold, and what reaches the server stays within
@@ -33,7 +40,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -70,27 +76,28 @@ class SharedBudget:
         self._lock = threading.Lock()
         self._leased = 0  # tokens taken and not yet handed out
         self._due = 0.0  # when they may be used
-        self._handed: deque[float] = deque()  # when tokens were asked for lately: the next lease's size
+        self._size = 0  # tokens the last take asked for
         self._tat: float | None = None  # the item's tat as last seen
         self._shared = False  # others took from the bucket since this one last saw it full
+        self._trip = 0.0  # seconds the last conditional update took
         self.waited = 0.0  # seconds callers slept for tokens
         self.round_trips = 0  # conditional updates sent
 
     def acquire(self, timeout: float | None = None) -> None:
         with self._lock:
             now = self._clock()
-            self._handed.append(now)
-            while self._handed[0] < now - self._use_by:
-                self._handed.popleft()
             if self._leased and now <= self._due + self._use_by:
                 wait = max(0.0, self._due - now)
                 if timeout is not None and wait > timeout:
                     raise BudgetSpent(wait)
                 self._leased -= 1
             else:
-                taken, self._due = self._take(min(self._lease_max, len(self._handed)), now, timeout)
+                # All of the last lease used: twice as many. Some lapsed: as many as were used.
+                size = self._size - self._leased if self._leased else 2 * self._size
+                self._size = min(self._lease_max, max(1, size))
+                taken, self._due = self._take(self._size, now, timeout)
                 self._leased = taken - 1
-                wait = max(0.0, self._due - now)
+                wait = max(0.0, self._due - self._clock())  # the take's round trip is time already waited
             self.waited += wait
         if wait > 0:
             self._sleep(wait)
@@ -107,17 +114,21 @@ class SharedBudget:
             # Full, as far as this one knows: unless others were taking from it lately.
             full = self._tat is None or (self._tat <= now and not self._shared)
             cost = count * self._interval
+            # From a full bucket the tokens are taken as of when the answer is expected back (the last round trip's
+            # time on, within the time to use them), not as of the ask: a slow table must not eat their time.
+            # A full bucket is full then too; what it would refill meanwhile is capped anyway.
+            margin = min(self._trip, self._use_by, allowed)
             if full:
                 answer = self._update("SET tat = :tat, expiresAt = :expires",
                                       "attribute_not_exists(tat) OR tat <= :now",
-                                      {":tat": now + cost, ":now": now}, now)
+                                      {":tat": now + margin + cost, ":now": now}, now)
             else:
                 latest = now + (self._capacity - count) * self._interval + allowed
                 answer = self._update("SET tat = tat + :cost, expiresAt = :expires", "tat BETWEEN :now AND :latest",
                                       {":cost": cost, ":now": now, ":latest": latest}, now)
             taken, self._tat = answer
             if taken:
-                return count, max(now, self._tat - self._capacity * self._interval)
+                return count, max(now + margin if full else now, self._tat - self._capacity * self._interval)
             self._shared = full  # a full bucket's update refused: another took from it meanwhile
             if self._tat is None or self._tat <= now:
                 continue  # the bucket is full again: the other update
@@ -133,6 +144,7 @@ class SharedBudget:
         """(True, the new tat) if the condition held; (False, the tat the item has, None if none) if not."""
         self.round_trips += 1
         numbers = {name: {"N": f"{value:.6f}"} for name, value in values.items()}
+        sent = self._clock()
         try:
             response = self._dynamodb.update_item(
                 TableName=self._table, Key={"pk": {"S": PREFIX + self.key}, "sk": {"S": SORT_KEY}},
@@ -142,8 +154,10 @@ class SharedBudget:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
+            self._trip = self._clock() - sent
             tat = exc.response.get("Item", {}).get("tat", {}).get("N")
             return False, None if tat is None else float(tat)
+        self._trip = self._clock() - sent
         return True, float(response["Attributes"]["tat"]["N"])
 
 
