@@ -103,7 +103,11 @@ class WriterContainers:
             with lock:
                 return list(app(environ, start_response))
 
-        self._server = make_server("127.0.0.1", 0, one_at_a_time, threaded=True, request_handler=MotoRequestHandler)
+        class Quiet(MotoRequestHandler):
+            def log_request(self, *args: Any) -> None:
+                """Werkzeug's access log: a line on stderr for every AWS call the containers make, none here."""
+
+        self._server = make_server("127.0.0.1", 0, one_at_a_time, threaded=True, request_handler=Quiet)
         threading.Thread(target=self._server.serve_forever, daemon=True, name="moto-server").start()
         host, port = self._server.server_address[:2]
         environment = {**os.environ, "AWS_ENDPOINT_URL": f"http://{host}:{port}",
