@@ -392,6 +392,16 @@ class LocalRunner:
         _put_secret(tenant.pleo_secret_name, credentials)
         _forget_cached_secrets()
 
+    def start_run(self, tenant_id: str, *, trigger: str = "schedule") -> None:
+        """Start a run's fetch, as the runs queue does for a scheduled run; plan_started_runs() then plans it and
+        apply_queued() applies it, with every other run started meanwhile (many tenants at once)."""
+        self._deliver("fetch", RunRequest(tenant_id=tenant_id, trigger=trigger,  # type: ignore[arg-type]
+                                          run_id=new_run_id()).model_dump(mode="json"))
+
+    def plan_started_runs(self) -> None:
+        """Each diff S3 has been notified of (the runs started so far), leaving their actions queued."""
+        self._pump(writer=False)
+
     def apply_queued(self) -> int:
         """Play the writer over whatever waits in the actions queue (approved archives, redriven
         dead letters), as the deployed writer would; returns the messages still left."""
