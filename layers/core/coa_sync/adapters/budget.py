@@ -26,11 +26,11 @@ Leases: a take gets up to MAX_LEASE tokens, so most requests cost no round trip:
 the last take when all of those were used, as many as were used when some lapsed (1 at first). The
 size follows what the caller used, not how often it asked: a caller slowed by the table itself (many
 containers on one table) still leases in blocks, where one that asks once in a while wastes little.
-A leased token is used within `use_by`
-seconds of falling due or not at all, and counts as spent either way. A token's request then reaches
-the server at most `hold` (= 2 x use_by: the other half is its way there) after its take: the bucket
-keeps the Rate's burst less refill x hold, and what reaches the server stays within
-burst + refill x T in any T seconds (Rate.within turns Pleo's "500 in any 60 s" into such figures).
+A leased token is used within `use_by` seconds of falling due or not at all, and counts as spent
+either way. A token's request then reaches the server at most `hold` (= 2 x use_by: the other half
+is its way there) after its take: the bucket keeps the Rate's burst less refill x hold, and what
+reaches the server stays within burst + refill x T in any T seconds (Rate.within turns Pleo's
+"500 in any 60 s" into such figures).
 
 Clocks: every container reads its own (time.time; Lambda's is NTP-disciplined). One running d seconds
 ahead of the others takes at most d x refill tokens early.
