@@ -141,8 +141,9 @@ def drive(url: str, writers: int, small: int, updates: int, big: int, scratch: P
     from coa_sync.models import FileSource, Tenant
     from coa_sync_local.runner import LocalRunner, RunnerOptions
 
-    with LocalRunner(RunnerOptions(pleo_url=url, writers=writers, plan_rows=0,
-                                   rate_window_seconds=WINDOW)) as runner:
+    # The writer as it was takes over ten minutes here: longer than the runner waits for a queue by default.
+    with LocalRunner(RunnerOptions(pleo_url=url, writers=writers, plan_rows=0, rate_window_seconds=WINDOW,
+                                   drain_timeout_seconds=3600)) as runner:
         for n, name in enumerate(tenants(small)):
             chart = scratch / f"{name}.csv"
             rows = range(big) if name == BIG else range(updates)
