@@ -119,8 +119,9 @@ GAPS = st.one_of(st.sampled_from([0.0, 0.4999, 0.5001, 1.9999]), st.floats(0, 2)
 def test_no_window_sees_more_than_the_limit_however_many_take_and_lease(dynamodb, limit, window, lease, gaps,
                                                                         timeouts, delays, trip):
     """Containers taking from one bucket at once, each leasing, each asking as it likes, the table answering
-    at once or slowly; each request arrives anywhere up to half the hold after its token is used (a leased token unused in time is dropped:
-    spent). The adversary's best: hold leased tokens as long as allowed, then arrive late.
+    at once or slowly; each request arrives anywhere up to half the hold after its token is used (a leased
+    token unused in time is dropped: spent). The adversary's best: hold leased tokens as long as allowed, then
+    arrive late.
 
     Two checks: the tokens used keep within the bucket the table holds, with a lease's time to use them
     (short stretches: where a mistake shows first), and the arrivals keep within the limit in every window.
