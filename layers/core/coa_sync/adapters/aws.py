@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
 _lock = threading.Lock()  # boto3's default session must not build two clients at once
@@ -18,38 +19,25 @@ POOL_CONNECTIONS = 16  # botocore's default is 10
 
 
 class OnFirstUse:
-    """Stands in for a boto3 client, resource or table; makes it when an attribute is first asked for."""
+    """Stands in for a boto3 client, resource or table; makes it when an attribute is first asked for.
 
-    def __init__(self, make: Callable[[], Any]) -> None:
+    `per_thread`: one for each thread that uses it. boto3's resources, unlike its clients, are not safe to share
+    between threads (the writer applies tenants on threads of their own); a table's copies are cheap, sharing one
+    service resource and its client."""
+
+    def __init__(self, make: Callable[[], Any], *, per_thread: bool = False) -> None:
         self._make = make
-        self._made: Any = None
+        self._held: Any = threading.local() if per_thread else SimpleNamespace()
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):  # copy, pickle and the like probe for these: not a use
             raise AttributeError(name)
-        if self._made is None:
-            with _lock:
-                if self._made is None:
-                    self._made = self._make()
-        return getattr(self._made, name)
-
-
-class PerThread:
-    """Stands in for a boto3 resource object, made for each thread that uses it: boto3's resources, unlike its
-    clients, are not safe to share between threads (the writer applies tenants on threads of their own). The
-    copies are cheap: they share one service resource and its client."""
-
-    def __init__(self, make: Callable[[], Any]) -> None:
-        self._make = make
-        self._local = threading.local()
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        made = getattr(self._local, "made", None)
+        made = getattr(self._held, "made", None)
         if made is None:
             with _lock:
-                made = self._local.made = self._make()
+                made = getattr(self._held, "made", None)
+                if made is None:
+                    made = self._held.made = self._make()
         return getattr(made, name)
 
 
@@ -63,7 +51,8 @@ def resource(service: str) -> Any:
 
 def table(name: str, dynamodb: Any | None = None) -> Any:
     """A DynamoDB table, of the given resource or of the shared one (made on first use in each thread)."""
-    return PerThread(lambda: (dynamodb if dynamodb is not None else _resource("dynamodb")).Table(name))
+    return OnFirstUse(lambda: (dynamodb if dynamodb is not None else _resource("dynamodb")).Table(name),
+                      per_thread=True)
 
 
 # boto3.dynamodb.conditions' Attr and Key, importing boto3 only when first called.
