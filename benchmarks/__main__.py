@@ -1,6 +1,6 @@
 """`python -m benchmarks`: every benchmark section, one table (or two) each, and benchmarks/RESULTS.md.
 
-    python -m benchmarks            # the default sizes (about 15 minutes on 2 cores, 10 of them section 10);
+    python -m benchmarks            # the default sizes (about 30 minutes on 2 cores, 20 of them section 10);
                                     # writes RESULTS.md
     python -m benchmarks --quick    # smaller sizes, prints only (unless --output is given)
     python -m benchmarks --full     # also the local end-to-end sync of 100,000 when it looks feasible, and
