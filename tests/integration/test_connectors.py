@@ -259,6 +259,16 @@ def test_dualentry_create_delivered_twice_leaves_one_account():
         assert system.emulator.calls["create"] == 1 and system.emulator.calls["get"] == 2
 
 
+def test_dualentry_create_whose_answer_is_lost_is_applied_once_not_failed_on_its_retry():
+    # DualEntry makes the account, the connection closes before the 201: the retried POST meets the number taken.
+    with dualentry(chart(2)) as system:
+        system.emulator.inject("drop_after", endpoint="create")
+        result = connect(system, sleeps=[]).write([create("pleo-a", "6100", "Travel")])
+        numbers = [a["number"] for a in system.emulator.accounts(SECRET_KEY)]
+    assert result.applied == ["pleo-a"] and result.failed == {}
+    assert numbers.count(6100) == 1
+
+
 def test_dualentry_create_is_validated_before_sending_and_a_taken_number_is_named():
     with dualentry(chart(2)) as system:
         connector = connect(system)

@@ -12,7 +12,8 @@ every endpoint, and 60 a minute with bursts of 10 per route and method; both are
 
 DualEntry has no idempotency key: a create first looks the number up (GET
 /public/v1/accounts/{number}/, 404 when absent), so a create delivered twice finds the account
-the first made instead of making a second.
+the first made instead of making a second; a 422 to a create is looked up once more, for a POST
+retried after its 201 was lost.
 """
 
 from __future__ import annotations
@@ -169,24 +170,32 @@ class DualEntryConnector:
             if problems:
                 result.failed[action.external_id] = problems
                 continue
-            existing = self._by_number(number)
-            if existing is not None:
-                if existing.get("name") == action.desired.name:
-                    result.applied.append(action.external_id)  # an earlier delivery made it
-                else:
-                    result.failed[action.external_id] = [
-                        f"number: {number} already belongs to DualEntry account {existing.get('id')} "
-                        f"named {existing.get('name')!r}"]
+            if self._made_before(action, number, result):
                 continue
             body = {"name": action.desired.name, "number": number, "account_type": self._account_type.value,
                     "currency_iso_4217_code": None, "is_active": True, "parent_account_id": None}
             try:
                 self._http.request("POST", CREATE, json=body, headers=self._headers)
             except ConnectorRequestError as exc:
-                result.failed[action.external_id] = error_reasons(exc)
+                # A 422 may answer our own retry: the first POST made the account, its 201 was lost.
+                if exc.status != 422 or not self._made_before(action, number, result):
+                    result.failed[action.external_id] = error_reasons(exc)
             else:
                 result.applied.append(action.external_id)
         return result
+
+    def _made_before(self, action: Action, number: int, result: WriteResult) -> bool:
+        """Whether the number is taken, recorded in `result`: applied if by this account (an earlier delivery
+        made it), failed if by another."""
+        existing = self._by_number(number)
+        if existing is None:
+            return False
+        if existing.get("name") == action.desired.name:
+            result.applied.append(action.external_id)
+        else:
+            result.failed[action.external_id] = [f"number: {number} already belongs to DualEntry account "
+                                                 f"{existing.get('id')} named {existing.get('name')!r}"]
+        return True
 
     def _by_number(self, number: int) -> dict[str, Any] | None:
         try:
