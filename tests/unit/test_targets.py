@@ -14,7 +14,7 @@ from coa_sync.models import (
     Tenant,
     ThredfiSource,
 )
-from coa_sync.targets import as_target, keyed_for, set_aside_unsupported
+from coa_sync.targets import as_target, for_target, set_aside_unsupported
 from pydantic import ValidationError
 
 
@@ -60,16 +60,27 @@ def test_a_target_that_matches_by_code_is_planned_by_code_on_both_sides():
                                       SourceAccount(external_id="5002", code="1002", name="Bank")])
     # What the first copy wrote reads back with Thredfi's own id; its code is the key.
     read_back = SourceSnapshot(accounts=[SourceAccount(external_id="thr-uuid-1", code="1001", name="Cash")])
-    second = plan(keyed_for(source, "thredfi").columns(), as_target(keyed_for(read_back, "thredfi")).columns())
+    second = plan(for_target(source, "thredfi").columns(), as_target(for_target(read_back, "thredfi")).columns())
     assert [(a.kind.value, a.external_id, a.desired.code) for a in second.actions] == [("create", "1002", "1002")]
     assert second.noop == 1
-    assert keyed_for(source, "pleo") is source
+    assert for_target(source, "pleo") is source
+
+
+@pytest.mark.parametrize("target", ["thredfi", "dualentry"])
+def test_a_tax_code_the_target_cannot_hold_plans_nothing_run_after_run(target):
+    # The copy was made; the source's tax code has no field in the target, so what reads back has none.
+    source = SourceSnapshot(accounts=[SourceAccount(external_id="a", code="6100", name="Travel",
+                                                    tax_code_external_id="VAT25")])
+    read_back = SourceSnapshot(accounts=[SourceAccount(external_id="de-1", code="6100", name="Travel")])
+    again = set_aside_unsupported(plan(for_target(source, target).columns(),
+                                       as_target(for_target(read_back, target)).columns()), target)
+    assert again.actions == [] and again.unsupported == [] and again.noop == 1
 
 
 def test_keyed_by_code_an_account_without_a_code_is_an_error_and_an_unreadable_record_holds_every_archive():
     source = SourceSnapshot(accounts=[SourceAccount(external_id="x", name="No code")], errors=[
         ItemError(location="stackone page 1 item 2", external_id="so-9", field="name", message="is missing")])
-    keyed = keyed_for(source, "dualentry")
+    keyed = for_target(source, "dualentry")
     assert keyed.accounts == []
     unread, no_code = keyed.errors
     # Its code is unknown: it could be any account's twin, so it names none (coa_sync.guard holds archives).

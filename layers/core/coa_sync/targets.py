@@ -8,9 +8,10 @@ A tenant's `target` (models.TargetConfig) is Pleo by default, or an accounting s
   account's code is the key on both sides: a copy writes the source account's code, as its code
   and, for Thredfi, as its `external_id`, and the next run reads it back through `code`).
 
-`keyed_by_code` turns a chart into the second form; `set_aside_unsupported` moves the actions the
-target cannot take out of a plan, each kind with the reason, right after the diff planned them: they
-are reported, never queued, never retried.
+`for_target` shapes a chart as the target holds it (in the second form where it matches by code,
+and without tax codes where it holds none); `set_aside_unsupported` moves the actions the target
+cannot take out of a plan, each kind with the reason, right after the diff planned them: they are
+reported, never queued, never retried.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Capabilities:
     update: bool = False  # update and unarchive are both updates of an existing account
     archive: bool = False
     match_by: Literal["externalId", "code"] = "externalId"  # how the next run finds what a copy wrote
+    tax_codes: bool = False  # whether an account holds a tax code (none of the accounting systems documents one)
     lacks: str = ""  # what the vendor's docs lack, for the reason an action is unsupported
 
     def supports(self, kind: ActionKind) -> bool:
@@ -58,7 +60,7 @@ class Capabilities:
 
 # One entry per kind a tenant can name as its target (connectors.TARGETS builds each).
 CAPABILITIES: dict[str, Capabilities] = {
-    PLEO: Capabilities(max_batch=1000, idempotent_create=True, update=True, archive=True),
+    PLEO: Capabilities(max_batch=1000, idempotent_create=True, update=True, archive=True, tax_codes=True),
     "thredfi": Capabilities(max_batch=1, idempotent_create=True, archive=True, match_by="code",
                             lacks="Thredfi documents no endpoint that updates an account"),
     "dualentry": Capabilities(max_batch=1, idempotent_create=True, match_by="code",
@@ -92,9 +94,16 @@ def set_aside_unsupported(plan: Plan, target: str) -> Plan:
     return plan.model_copy(update={"actions": kept, "unsupported": unsupported, "unsupported_reasons": reasons})
 
 
-def keyed_for(snapshot: SourceSnapshot, target: str) -> SourceSnapshot:
-    """The chart keyed as `target` matches accounts: as read, or by code."""
-    return keyed_by_code(snapshot, target) if capabilities_of(target).match_by == "code" else snapshot
+def for_target(snapshot: SourceSnapshot, target: str) -> SourceSnapshot:
+    """The chart as `target` holds it: keyed as it matches accounts (as read, or by code), and without tax
+    codes where it holds none (else each account with one would differ from its copy every run)."""
+    capabilities = capabilities_of(target)
+    if capabilities.match_by == "code":
+        snapshot = keyed_by_code(snapshot, target)
+    if not capabilities.tax_codes and any(account.tax_code_external_id for account in snapshot.accounts):
+        snapshot = snapshot.model_copy(update={"accounts": [
+            account.model_copy(update={"tax_code_external_id": None}) for account in snapshot.accounts]})
+    return snapshot
 
 
 def as_target(snapshot: SourceSnapshot) -> TargetSnapshot:

@@ -136,7 +136,7 @@ def target_snapshot(settings: PleoSettings, tenant: Tenant, observe: Observer | 
     from coa_sync import connectors
 
     with closing(connectors.source_for(tenant.target, _shared_deps(settings, deadline))) as system:
-        return targets.as_target(targets.keyed_for(system.read_accounts(), tenant.target.kind))
+        return targets.as_target(targets.for_target(system.read_accounts(), tenant.target.kind))
 
 
 def target_client(settings: PleoSettings, tenant: Tenant, observe: Observer | None = None,

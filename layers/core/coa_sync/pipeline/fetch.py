@@ -57,7 +57,7 @@ def fetch_run(
     run_id = record.run_id
     # Read both sides before writing anything: a failed read leaves no half run behind.
     try:
-        source = targets.keyed_for(read_source(tenant.source), tenant.target.kind)
+        source = targets.for_target(read_source(tenant.source), tenant.target.kind)
         target = read_target(tenant)
     except Exception as exc:
         why = f"ran out of time before the function's timeout: {exc}" if isinstance(exc, OutOfTimeError) \
