@@ -30,13 +30,11 @@ from coa_sync_local import connect as oauth_connect
 from coa_sync_local.errors import EXIT_BROKEN_PIPE, EXIT_INCOMPLETE, EXIT_OK, UsageError, report
 from coa_sync_local.oauth_file import FileTokenStore, OAuthFileError
 from coa_sync_local.render import SHOWN_ROWS, plan_table, result_text
-from coa_sync_local.runner import TABLE, LocalRunner, RunnerOptions, RunResult
+from coa_sync_local.runner import NO_PLEO, TABLE, LocalRunner, RunnerOptions, RunResult
 from coa_sync_local.signals import stopping_on_signals
 from coa_sync_local.state import LocalState, default_directory
 
 DEMO_COMPANY = "12abc3d4-e567-890e-1234-abc56e78fabc"
-# The functions' settings name a Pleo URL, as deployed; a run whose target is another system never calls it.
-NO_PLEO = "http://127.0.0.1:9"
 
 
 def main(argv: list[str] | None = None) -> int:

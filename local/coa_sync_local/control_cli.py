@@ -2,8 +2,9 @@
 
 Each works on the local state (the default; what `coa-sync sync` and `demo` left there) or
 on a deployed stack (--stack NAME, with --profile/--region). Locally nothing runs in the
-background, so `approve` and `dlq redrive` also apply what they queue, against the Pleo
-given by --pleo-url and its credentials (the local state never keeps secrets).
+background, so `approve` and `dlq redrive` also apply what they queue, to each tenant's target:
+the Pleo given by --pleo-url and its credentials, or the accounting system the tenant names with
+--target-credential (the local state never keeps secrets).
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from coa_sync.history import compare_charts
 from coa_sync.models import RunRecord
 from coa_sync.pipeline.approve import approve_run
 from coa_sync.pipeline.redrive import reopen_for_redrive
+from coa_sync.targets import PLEO
 
-from coa_sync_local import arguments, log_output, pleo_options, render_runs
+from coa_sync_local import arguments, log_output, pleo_options, render_runs, source_options
 from coa_sync_local.control import Deployment, aws_deployment, local_deployment
 from coa_sync_local.errors import EXIT_INCOMPLETE, EXIT_OK, UsageError
+from coa_sync_local.runner import NO_PLEO
 from coa_sync_local.state import default_directory
 
 Command = Callable[[argparse.Namespace], int]
@@ -68,9 +71,11 @@ def command(commands: Any, name: str, description: str, handler: Command, pleo: 
     where.add_argument("--profile", help="AWS profile for --stack (default: the usual AWS configuration)")
     where.add_argument("--region", help="AWS region for --stack")
     if pleo:
-        local = parser.add_argument_group("the Pleo to apply to, locally (a deployed writer needs none)")
+        local = parser.add_argument_group("the target to apply to, locally (a deployed writer needs none)")
         local.add_argument("--pleo-url", type=arguments.http_url, metavar="URL", help="Pleo API base URL")
         pleo_options.add_arguments(local)
+        local.add_argument("--target-credential", action="append", default=[], metavar="KEY=VALUE",
+                           help="a credential of the tenant's target, when it is an accounting system (as for sync)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     log_output.add_arguments(parser)
     parser.set_defaults(command=handler)
@@ -87,6 +92,8 @@ def open_deployment(args: argparse.Namespace) -> Iterator[Deployment]:
         raise UsageError("--profile and --region go with --stack NAME (a deployed stack)", code="usage",
                          option="--profile" if args.profile else "--region")
     pleo_url = getattr(args, "pleo_url", None)
+    if pleo_url is None and getattr(args, "target_credential", None):
+        pleo_url = NO_PLEO  # the items go to an accounting system
     with local_deployment(args.state_dir or default_directory(), pleo_url, progress=_progress) as deployment:
         yield deployment
 
@@ -154,9 +161,7 @@ def _diff(args: argparse.Namespace) -> int:
 def _approve(args: argparse.Namespace) -> int:
     with open_deployment(args) as deployment:
         record = deployment.find_run(args.run_id, args.tenant)
-        _check_local_pleo(args, deployment)
-        if deployment.runner is not None:
-            _set_local_credentials(args, deployment, {record.tenant_id})
+        _local_credentials(args, deployment, {record.tenant_id})
         approved = approve_run(record.tenant_id, record.run_id, approved_by="cli", ledger=deployment.ledger,
                                files=deployment.files, actions=deployment.actions, finished=deployment.finished,
                                check_pleo=deployment.check_pleo, ttl_seconds=deployment.actions.lock_ttl_seconds())
@@ -169,8 +174,8 @@ def _approve(args: argparse.Namespace) -> int:
         pending = deployment.runner.apply_queued()
         final = deployment.find_run(record.run_id, record.tenant_id)
         letters = deployment.letters(record.run_id)
-    retry = ("\nWhat Pleo refused waits in the dead-letter queue with its reasons: fix the cause, then "
-             "coa-sync dlq redrive (with --pleo-url and the credentials) applies it." if letters else "")
+    retry = ("\nWhat the target refused waits in the dead-letter queue with its reasons: fix the cause, then "
+             "coa-sync dlq redrive (with the target's URL and credentials, as here) applies it." if letters else "")
     emit(args, {"run": final.model_dump(mode="json"), "pending": pending,
                 "failed": [letter.model_dump(mode="json") for letter in letters]},
          render_runs.report(final, None, letters) + retry)
@@ -188,10 +193,8 @@ def _dlq_list(args: argparse.Namespace) -> int:
 def _dlq_redrive(args: argparse.Namespace) -> int:
     with open_deployment(args) as deployment:
         letters = deployment.letters()
-        if deployment.runner is not None and letters:
-            _check_local_pleo(args, deployment)
-            tenant_ids = {letter.message.tenant_id for letter in letters if letter.message}
-            _set_local_credentials(args, deployment, tenant_ids)
+        if letters:
+            _local_credentials(args, deployment, {letter.message.tenant_id for letter in letters if letter.message})
         # The writer applies only a live run's actions: each letter's run is opened again where it may be.
         reopened = reopen_for_redrive(letters, deployment.ledger, deployment.actions.lock_ttl_seconds())
         moved = deployment.dead_letters.redrive(deployment.actions.url)
@@ -212,24 +215,33 @@ def _dlq_redrive(args: argparse.Namespace) -> int:
     return EXIT_INCOMPLETE if pending or still_failing else EXIT_OK
 
 
-def _check_local_pleo(args: argparse.Namespace, deployment: Deployment) -> None:
-    if deployment.runner is not None and not (args.pleo_url and pleo_options.given(args)):
+def _local_credentials(args: argparse.Namespace, deployment: Deployment, tenant_ids: set[str]) -> None:
+    """Locally the command applies the items itself: each tenant's target needs its credentials (and Pleo its
+    URL), given now and kept in the local AWS for this command only. Deployed, the writer has its own."""
+    if deployment.runner is None:
+        return
+    tenants = [tenant for tenant_id in sorted(tenant_ids) if (tenant := deployment.tenants.get(tenant_id))]
+    to_pleo = [tenant for tenant in tenants if tenant.target.kind == PLEO]
+    others = sorted({tenant.target.kind for tenant in tenants} - {PLEO})
+    if to_pleo and not (args.pleo_url and pleo_options.given(args)):
         raise UsageError("locally this command applies the items itself: give --pleo-url and the Pleo "
                          f"credentials (--pleo-oauth FILE.json, ${pleo_options.API_KEY_ENV}, --pleo-api-key-file, "
                          "--pleo-api-key or --pleo-token) of the Pleo they go to", code="usage",
                          option="--pleo-url" if not args.pleo_url else "--pleo-api-key")
-
-
-def _set_local_credentials(args: argparse.Namespace, deployment: Deployment, tenant_ids: set[str]) -> None:
-    assert deployment.runner is not None
+    if others and not args.target_credential:
+        raise UsageError(f"locally this command applies the items itself: give the credentials of the tenant's "
+                         f"{' and '.join(others)} target (--target-credential KEY=VALUE, as for sync)", code="usage",
+                         option="--target-credential")
     try:
-        credentials, token_store = pleo_options.credentials(args)
+        pleo, token_store = pleo_options.credentials(args) if to_pleo else ({}, None)
+        target = source_options.key_values(args.target_credential, "--target-credential")
     except ValueError as exc:
         raise UsageError(str(exc), code="usage") from None
-    for tenant_id in sorted(tenant_ids):
-        tenant = deployment.tenants.get(tenant_id)
-        if tenant is not None:
-            deployment.runner.add_tenant(tenant, credentials, token_store=token_store)
+    for tenant in tenants:
+        if tenant.target.kind == PLEO:
+            deployment.runner.add_tenant(tenant, pleo, token_store=token_store)
+        else:
+            deployment.runner.add_tenant(tenant, {}, target_credentials=target)
 
 
 def emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:

@@ -77,6 +77,8 @@ from coa_sync_local.state import LocalState, World
 REGION = "eu-west-1"
 BUCKET = "coa-sync-snapshots-local"
 TABLE = "coa-sync-tenants-local"
+# The functions' settings name a Pleo URL, as deployed; a run whose target is another system never calls it.
+NO_PLEO = "http://127.0.0.1:9"
 ACTIONS_QUEUE = "coa-sync-actions"
 DEAD_LETTER_QUEUE = "coa-sync-actions-dlq"
 S3_EVENTS_QUEUE = "coa-sync-s3-events"

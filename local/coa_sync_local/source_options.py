@@ -86,8 +86,8 @@ def _from_args(args: argparse.Namespace, role: str) -> tuple[Any, dict[str, Any]
         settings["kind"] = getattr(args, f"{role}_kind")
     if getattr(args, f"{role}_url"):
         settings["baseUrl"] = getattr(args, f"{role}_url")
-    settings.update(_pairs(getattr(args, f"{role}_setting"), f"--{role}-setting"))
-    credentials.update(_pairs(getattr(args, f"{role}_credential"), f"--{role}-credential"))
+    settings.update(key_values(getattr(args, f"{role}_setting"), f"--{role}-setting"))
+    credentials.update(key_values(getattr(args, f"{role}_credential"), f"--{role}-credential"))
     kind = settings.get("kind")
     if kind not in API_KINDS:
         raise ValueError(f"the {role} kind must be one of {', '.join(API_KINDS)} here, not {kind!r}")
@@ -127,14 +127,15 @@ def validated(settings: dict[str, Any], role: str = "source") -> Any:
                          f"{problems}") from None
 
 
-def _pairs(values: list[str], flag: str) -> dict[str, str]:
-    pairs = {}
+def key_values(values: list[str], flag: str) -> dict[str, str]:
+    """Repeated KEY=VALUE flags as a dict; ValueError naming the flag if one is not."""
+    found = {}
     for value in values:
         key, equals, setting = value.partition("=")
         if not equals or not key:
             raise ValueError(f"{flag} takes KEY=VALUE, not {value!r}")
-        pairs[key] = setting
-    return pairs
+        found[key] = setting
+    return found
 
 
 # -- the demo's accounting systems ---------------------------------------------------------
@@ -143,7 +144,7 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
 def demo_shape(kind: str, pairs: list[str]) -> dict[str, str]:
     """The emulator options `--source-shape` names (its SHAPES); ValueError naming what `kind` plays otherwise."""
     known = _emulator(kind).SHAPES
-    options = _pairs(pairs, "--source-shape")
+    options = key_values(pairs, "--source-shape")
     for option, value in options.items():
         if value not in known.get(option, ()):
             plays = ", ".join(f"{name}={'|'.join(values)}" for name, values in known.items())

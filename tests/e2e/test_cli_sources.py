@@ -11,7 +11,7 @@ from coa_sync_local.cli import main
 
 from tests.as_systems import BUSINESS, PARTNER, SECRET_KEY, chart, dualentry, thredfi
 from tests.e2e.test_cli import coa_sync
-from tests.support import API_KEY, COMPANY
+from tests.support import API_KEY, COMPANY, write_csv
 
 
 @pytest.fixture(autouse=True)
@@ -118,3 +118,26 @@ def test_sync_copies_a_dualentry_chart_into_thredfi_a_second_run_plans_nothing_a
                                                               "an account)"}}
     assert {a["code"] for a in target.emulator.accounts(BUSINESS) if not a["is_active"]} == {"1001", "1002"}
     assert SECRET_KEY not in first.stdout + first.stderr + second.stdout + third.stdout + third.stderr
+
+
+def test_approve_and_redrive_locally_apply_to_an_accounting_system_target_with_its_credentials(tmp_path):
+    empty = write_csv(tmp_path / "empty.csv", [])
+    with thredfi(chart(3)) as target:
+        where = ["--target-kind", "thredfi", "--target-url", target.emulator.url,
+                 "--target-setting", f"businessId={BUSINESS}"]
+        credentials = ["--target-credential", f"partnerUuid={PARTNER}", "--target-credential", f"apiKey={SECRET_KEY}"]
+        held = json.loads(coa_sync("sync", "--source", empty, *where, *credentials, "--json").stdout)
+        assert held["status"] == "needs_approval" and held["held"]["archive"] == 3
+
+        # Locally the command applies the archives itself: to the tenant's own target, with its credentials.
+        bare = coa_sync("approve", held["run_id"])
+        assert bare.returncode == 2 and "--target-credential" in bare.stderr and "--pleo-url" not in bare.stderr
+        approved = coa_sync("approve", held["run_id"], *credentials, "--json")
+        assert approved.returncode == 0, approved.stderr
+        run = json.loads(approved.stdout)["run"]
+        assert run["status"] == "completed" and run["applied"]["archive"] == 3
+        assert not [a["code"] for a in target.emulator.accounts(BUSINESS) if a["is_active"]]
+
+        redriven = coa_sync("dlq", "redrive", *credentials)
+        assert redriven.returncode == 0, redriven.stderr  # nothing in the DLQ: nothing to apply
+    assert SECRET_KEY not in bare.stderr + approved.stdout + approved.stderr + redriven.stdout + redriven.stderr
