@@ -30,6 +30,10 @@ def test_only_the_live_runs_actions_for_the_tenants_company_may_be_applied():
         "run r1 is no longer the tenant's live run (r2 is)"
     assert superseded_because(message(), None, "A") == "run r2 is no longer the tenant's live run (none is)"
     assert superseded_because(message(), "r2", "B") == "planned for company A; the tenant is now company B"
+    # Another target is named as Tenant.destination spells it, not as a company.
+    elsewhere = message(company_id="thredfi:https://api.thredfi.com:biz-1")
+    assert superseded_because(elsewhere, "r2", "thredfi:https://api.thredfi.com:biz-2") == \
+        "planned for thredfi:https://api.thredfi.com:biz-1; the tenant is now thredfi:https://api.thredfi.com:biz-2"
     for unfenceable in (message(company_id=None), message(seq=None)):
         assert "queued before actions were fenced" in superseded_because(unfenceable, "r2", "A")
 

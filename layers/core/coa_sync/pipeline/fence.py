@@ -1,7 +1,7 @@
 """Every action is fenced by its run.
 
-An action message names the run that planned it and the Pleo company it was planned for
-(models.ActionMessage). The writer applies it only while both still hold:
+An action message names the run that planned it and the Pleo company (or other target) it was
+planned for (models.ActionMessage, Tenant.destination). The writer applies it only while both still hold:
 
 - its run is the tenant's live run: the run the tenant's lock names (coa_sync.pipeline.runs),
   read once per tenant per writer batch and renewed right then, so it cannot be taken over
@@ -28,5 +28,10 @@ def superseded_because(message: ActionMessage, live_run: str | None, company_id:
     if message.run_id != live_run:
         return f"run {message.run_id} is no longer the tenant's live run ({live_run or 'none'} is)"
     if message.company_id != company_id:
-        return f"planned for company {message.company_id}; the tenant is now company {company_id}"
+        return f"planned for {_named(message.company_id)}; the tenant is now {_named(company_id)}"
     return None
+
+
+def _named(destination: str) -> str:
+    """A Pleo company by its id; another target as Tenant.destination spells it (kind:url:where)."""
+    return destination if ":" in destination else f"company {destination}"
