@@ -104,3 +104,17 @@ def test_reconnecting_a_needs_reauth_tenant_clears_it(world):
     authorize = get(webhook, connect_link(WEBHOOK, LINK_KEY, "acme", int(time.time()) + 60))["headers"]["Location"]
     assert get(webhook, f"{REDIRECT}?{urlencode(consent(authorize, COMPANY))}")["statusCode"] == 200
     assert connections.status("acme")["status"] == "connected"
+
+
+def test_a_link_connects_once_and_a_second_flow_from_it_stores_nothing(world):
+    _, stack, webhook = world
+    link = connect_link(WEBHOOK, LINK_KEY, "acme", int(time.time()) + 3600)
+    # Two flows from one link (two tabs, or the link forwarded on): each gets to Pleo's consent page.
+    first, second = (consent(get(webhook, link)["headers"]["Location"], COMPANY) for _ in range(2))
+    assert get(webhook, f"{REDIRECT}?{urlencode(first)}")["statusCode"] == 200
+    connected = stored(stack)
+    late = get(webhook, f"{REDIRECT}?{urlencode(second)}")
+    assert late["statusCode"] == 403 and "used already" in late["body"] and stored(stack) == connected
+    again = get(webhook, link)
+    assert again["statusCode"] == 403 and "used already" in again["body"]
+    assert "Location" not in again["headers"]

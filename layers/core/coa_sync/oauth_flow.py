@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from typing import NamedTuple
 from urllib.parse import urlencode
 
 from pydantic import SecretStr
@@ -23,6 +24,15 @@ class OAuthApp(Model):
     client_secret: SecretStr
     redirect_uri: str  # exactly as registered
     scope: str = ""
+
+
+class Flow(NamedTuple):
+    """A deployed connect flow under way, from its connect link to Pleo's callback."""
+
+    tenant_id: str
+    code_verifier: str
+    link: str  # the connect link's id (pipeline.connect.link_id): a link connects its tenant once
+    link_expires: int  # epoch seconds
 
 
 def pkce() -> tuple[str, str]:

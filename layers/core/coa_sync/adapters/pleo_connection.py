@@ -3,7 +3,8 @@
 Items (the tenants table, keys pk/sk, TTL attribute expiresAt):
   TENANT#<id> / PLEO_CONNECTION     status (connected | needs_reauth), reason, changedAt
   TENANT#<id> / PLEO_REFRESH_LOCK   owner, expiresAt: one token refresh in flight per tenant, everywhere
-  OAUTH_STATE#<state> / STATE       tenantId, codeVerifier, expiresAt: a connect flow under way
+  OAUTH_STATE#<state> / STATE       tenantId, codeVerifier, link, linkExpires, expiresAt: a connect flow
+  CONNECT_LINK#<link> / USED        expiresAt (the link's): a connect link that connected its tenant
 
 The tokens themselves live in the tenant's Secrets Manager secret (its pleoSecretName), read fresh
 (never from the parameters cache) by the refresher, and replaced whole, both tokens at once.
@@ -22,11 +23,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from coa_sync.adapters.aws import Attr, client, if_condition_holds, table
+from coa_sync.oauth_flow import Flow
 from coa_sync.tokens import OAuthCredentials
 
 CONNECTION_SK = "PLEO_CONNECTION"
 REFRESH_LOCK_SK = "PLEO_REFRESH_LOCK"
 STATE_SK = "STATE"
+USED_SK = "USED"
 # Longer than a refresh takes with its retries; a holder that died frees the lock after this.
 REFRESH_LEASE_SECONDS = 60
 STATE_TTL_SECONDS = 600  # a connect flow: the user has ten minutes on Pleo's consent page
@@ -69,23 +72,34 @@ class PleoConnections:
                 if_condition_holds(self._table.delete_item, Key=_key(tenant_id, REFRESH_LOCK_SK),
                                    ConditionExpression=Attr("owner").eq(owner))
 
-    def start_flow(self, tenant_id: str, code_verifier: str) -> str:
-        """A new connect flow's `state` (random, single use), remembering its tenant and PKCE verifier."""
+    def start_flow(self, flow: Flow) -> str:
+        """A new connect flow's `state` (random, single use), remembering the flow."""
         state = secrets.token_urlsafe(32)
-        self._table.put_item(Item={"pk": f"OAUTH_STATE#{state}", "sk": STATE_SK, "tenantId": tenant_id,
-                                   "codeVerifier": code_verifier,
+        self._table.put_item(Item={"pk": f"OAUTH_STATE#{state}", "sk": STATE_SK, "tenantId": flow.tenant_id,
+                                   "codeVerifier": flow.code_verifier, "link": flow.link,
+                                   "linkExpires": flow.link_expires,
                                    "expiresAt": int(self._clock()) + STATE_TTL_SECONDS})
         return state
 
-    def finish_flow(self, state: str) -> tuple[str, str] | None:
-        """(tenant, verifier) of the flow this state started, taken away so it serves once; None if it is
-        unknown, used already or expired."""
+    def finish_flow(self, state: str) -> Flow | None:
+        """The flow this state started, taken away so it serves once; None if it is unknown, used already or
+        expired."""
         answer = if_condition_holds(self._table.delete_item, Key={"pk": f"OAUTH_STATE#{state}", "sk": STATE_SK},
                                     ConditionExpression=Attr("pk").exists(), ReturnValues="ALL_OLD")
         item = (answer or {}).get("Attributes")
-        if not item or int(item["expiresAt"]) < int(self._clock()):
+        # A flow started before flows named their link cannot mark it used: it is opened again.
+        if not item or int(item["expiresAt"]) < int(self._clock()) or "link" not in item:
             return None
-        return str(item["tenantId"]), str(item["codeVerifier"])
+        return Flow(str(item["tenantId"]), str(item["codeVerifier"]), str(item["link"]), int(item["linkExpires"]))
+
+    def link_used(self, link: str) -> bool:
+        return "Item" in self._table.get_item(Key={"pk": f"CONNECT_LINK#{link}", "sk": USED_SK}, ConsistentRead=True)
+
+    def use_link(self, link: str, expires: int) -> bool:
+        """Mark the link as having connected its tenant: False if it had already (another flow got there)."""
+        return if_condition_holds(self._table.put_item, Item={"pk": f"CONNECT_LINK#{link}", "sk": USED_SK,
+                                                              "expiresAt": expires},
+                                  ConditionExpression=Attr("pk").not_exists()) is not None
 
 
 class SecretTokenStore:
