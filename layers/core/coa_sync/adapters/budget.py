@@ -11,9 +11,9 @@ each a single round trip and atomic however many containers take at once:
   the bucket is full (tat <= now, or no item):   SET tat = now + m + n / refill
   the bucket is in use (now <= tat <= latest):   SET tat = tat + n / refill
 
-(m: the last round trip's time, at most use_by: tokens from a full bucket are charged as of when the
-answer is expected back, so a slow table does not eat the time to use them. A full bucket is full
-then too.)
+(m: the last round trip's time, within what the caller may wait: tokens from a full bucket are
+charged as of when the answer is expected back, so a slow table does not eat the time to use them,
+however slow it is. A full bucket is full then too.)
 
 where latest = now + (capacity - n) / refill plus the time the caller may wait. Tokens taken past
 the first bound are reserved: they fall due later (as the bucket refills), promised to this caller
@@ -149,9 +149,10 @@ class SharedBudget:
             full = self._tat is None or (self._tat <= at and not self._shared)
             cost = _up(count * self._interval)
             # From a full bucket the tokens are taken as of when the answer is expected back (the last round trip's
-            # time on, within the time to use them), not as of the ask: a slow table must not eat their time.
-            # A full bucket is full then too; what it would refill meanwhile is capped anyway.
-            margin = min(self._trip, self._use_by, allowed)
+            # time on), not as of the ask: a slow table must not eat their time. Capped at the time to use them, a
+            # table slower than twice that (many containers on one local moto) lapsed every lease from a full
+            # bucket. A full bucket is full then too; what it would refill meanwhile is capped anyway.
+            margin = min(self._trip, allowed)
             if full:
                 answer = self._update("SET tat = :tat, expiresAt = :expires",
                                       "attribute_not_exists(tat) OR tat <= :now",
